@@ -1,0 +1,3 @@
+//! # tern-engine
+//!
+//! Broker and nameserver logic; the `tern-namesrv` and `tern-broker` binaries live in `src/bin/`.

@@ -1,0 +1,1 @@
+//! Tern load generators and benchmarks.

@@ -1,0 +1,1 @@
+//! Tern admin CLI: mqadmin-style commands (issue 5; not built yet).
