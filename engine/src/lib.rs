@@ -1,3 +1,6 @@
 //! # tern-engine
 //!
 //! Broker and nameserver logic; the `tern-namesrv` and `tern-broker` binaries live in `src/bin/`.
+
+pub mod namesrv;
+pub mod properties;

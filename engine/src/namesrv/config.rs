@@ -1,0 +1,188 @@
+//! The nameserver's settings: defaults, RocketMQ `namesrv.properties` keys, and (in the binary)
+//! command-line overrides.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tern_net::transport::ConnectionLimits;
+
+use crate::properties::Property;
+
+/// RocketMQ's BROKER_CHANNEL_EXPIRED_TIME: a broker silent this long is dropped.
+pub const DEFAULT_BROKER_EXPIRY: Duration = Duration::from_secs(120);
+/// RocketMQ's `scanNotActiveBrokerInterval`.
+pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(5);
+/// RocketMQ's default nameserver port.
+pub const DEFAULT_PORT: u16 = 9876;
+
+/// Everything the nameserver needs to run.
+#[derive(Debug, Clone)]
+pub struct NamesrvConfig {
+    /// Listening address (`listenPort` / `bindAddress`).
+    pub listen: SocketAddr,
+    /// Executors serving connections; the route table is shared by all of them.
+    pub cores: usize,
+    /// Drop brokers not heard from for this long (unless they registered their own timeout).
+    pub broker_expiry: Duration,
+    /// How often expired brokers are looked for.
+    pub scan_interval: Duration,
+    /// Where the KV configuration is kept (`kvConfigPath`); `None` keeps it in memory only.
+    pub kv_config_path: Option<PathBuf>,
+    /// `orderMessageEnable`: add `orderTopicConf` from the KV store to topic routes.
+    pub order_message_enable: bool,
+    /// `returnOrderTopicConfigToBroker`: answer REGISTER_BROKER with the ORDER_TOPIC_CONFIG table.
+    pub return_order_topic_config_to_broker: bool,
+    /// `enableAllTopicList`: serve GET_ALL_TOPIC_LIST_FROM_NAMESERVER.
+    pub enable_all_topic_list: bool,
+    /// `enableTopicList`: serve GET_TOPICS_BY_CLUSTER.
+    pub enable_topic_list: bool,
+    /// Per-connection transport limits.
+    pub limits: ConnectionLimits,
+}
+
+impl Default for NamesrvConfig {
+    /// RocketMQ's defaults: 0.0.0.0:9876, `~/namesrv/kvConfig.json`, one core.
+    fn default() -> Self {
+        NamesrvConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            cores: 1,
+            broker_expiry: DEFAULT_BROKER_EXPIRY,
+            scan_interval: DEFAULT_SCAN_INTERVAL,
+            kv_config_path: std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join("namesrv").join("kvConfig.json")),
+            order_message_enable: false,
+            return_order_topic_config_to_broker: true,
+            enable_all_topic_list: true,
+            enable_topic_list: true,
+            limits: ConnectionLimits::default(),
+        }
+    }
+}
+
+/// RocketMQ namesrv/netty keys Tern accepts without acting on them (no warning).
+const IGNORED_KEYS: &[&str] = &[
+    "configStorePath",
+    "productEnvName",
+    "clusterTest",
+    "clientRequestThreadPoolNums",
+    "defaultThreadPoolNums",
+    "clientRequestThreadPoolQueueCapacity",
+    "defaultThreadPoolQueueCapacity",
+    "unRegisterBrokerQueueCapacity",
+    "supportActingMaster",
+    "notifyMinBrokerIdChanged",
+    "enableControllerInNamesrv",
+    "needWaitForService",
+    "waitSecondsForService",
+    "deleteTopicWithBrokerRegistration",
+    "configBlackList",
+    "serverWorkerThreads",
+    "serverCallbackExecutorThreads",
+    "serverSelectorThreads",
+    "serverOnewaySemaphoreValue",
+    "serverAsyncSemaphoreValue",
+    "serverChannelMaxIdleTimeSeconds",
+    "serverSocketSndBufSize",
+    "serverSocketRcvBufSize",
+    "serverPooledByteBufAllocatorEnable",
+    "useEpollNativeSelector",
+];
+
+/// A `namesrv.properties` entry that could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {key}={value}: {reason}")]
+pub struct PropertyWarning {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+    /// Its line.
+    pub line: usize,
+    /// Why it was not applied.
+    pub reason: &'static str,
+}
+
+impl NamesrvConfig {
+    /// Applies RocketMQ `namesrv.properties` entries; returns the entries that were unknown or
+    /// unparsable (the caller logs them). `rocketmqHome` sets the KV path to
+    /// `<home>/namesrv/kvConfig.json` unless `kvConfigPath` is given too.
+    pub fn apply_properties(&mut self, props: &[Property]) -> Vec<PropertyWarning> {
+        let mut warnings = Vec::new();
+        let mut explicit_kv_path = false;
+        let mut home = None;
+        for p in props {
+            let v = p.value.trim();
+            let bad = |reason| PropertyWarning {
+                key: p.key.clone(),
+                value: p.value.clone(),
+                line: p.line,
+                reason,
+            };
+            let flag = |target: &mut bool| *target = v.eq_ignore_ascii_case("true");
+            match p.key.as_str() {
+                "listenPort" => match v.parse::<u16>() {
+                    Ok(port) => self.listen.set_port(port),
+                    Err(_) => warnings.push(bad("not a port number")),
+                },
+                "bindAddress" => match v.parse() {
+                    Ok(ip) => self.listen.set_ip(ip),
+                    Err(_) => warnings.push(bad("not an IP address")),
+                },
+                "kvConfigPath" => {
+                    self.kv_config_path = Some(PathBuf::from(v));
+                    explicit_kv_path = true;
+                }
+                "rocketmqHome" => home = Some(PathBuf::from(v)),
+                "scanNotActiveBrokerInterval" => match v.parse::<u64>() {
+                    Ok(ms) if ms > 0 => self.scan_interval = Duration::from_millis(ms),
+                    _ => warnings.push(bad("not a positive number of milliseconds")),
+                },
+                "orderMessageEnable" => flag(&mut self.order_message_enable),
+                "returnOrderTopicConfigToBroker" => {
+                    flag(&mut self.return_order_topic_config_to_broker)
+                }
+                "enableAllTopicList" => flag(&mut self.enable_all_topic_list),
+                "enableTopicList" => flag(&mut self.enable_topic_list),
+                k if IGNORED_KEYS.contains(&k) => {}
+                _ => warnings.push(bad("unknown key")),
+            }
+        }
+        if let (Some(home), false) = (home, explicit_kv_path) {
+            self.kv_config_path = Some(home.join("namesrv").join("kvConfig.json"));
+        }
+        warnings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::properties::parse;
+
+    #[test]
+    fn properties_apply_and_unknown_keys_warn() {
+        let mut c = NamesrvConfig::default();
+        let props = parse(
+            "listenPort=9877\nkvConfigPath=/tmp/kv.json\norderMessageEnable=true\n\
+             serverWorkerThreads=8\nbogusKey=1\nscanNotActiveBrokerInterval=x\n",
+        );
+        let warnings = c.apply_properties(&props);
+        assert_eq!(c.listen.port(), 9877);
+        assert_eq!(c.kv_config_path, Some(PathBuf::from("/tmp/kv.json")));
+        assert!(c.order_message_enable);
+        let keys: Vec<_> = warnings.iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(keys, ["bogusKey", "scanNotActiveBrokerInterval"]);
+        assert_eq!(warnings[0].line, 5);
+    }
+
+    #[test]
+    fn rocketmq_home_sets_the_kv_path() {
+        let mut c = NamesrvConfig::default();
+        c.apply_properties(&parse("rocketmqHome=/opt/rmq\n"));
+        assert_eq!(
+            c.kv_config_path,
+            Some(PathBuf::from("/opt/rmq/namesrv/kvConfig.json"))
+        );
+    }
+}
