@@ -2,5 +2,6 @@
 //!
 //! Broker and nameserver logic; the `tern-namesrv` and `tern-broker` binaries live in `src/bin/`.
 
+pub mod broker;
 pub mod namesrv;
 pub mod properties;

@@ -10,6 +10,8 @@
 //! 8 MiB of locked memory per process, shared by every executor, so [`IO_MEMORY_PER_EXECUTOR`] is kept
 //! small. When registration fails anyway glommio falls back to unregistered buffers, which still works.
 
+pub mod mesh;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -50,10 +52,12 @@ fn builder(name: &str, core: Option<usize>) -> glommio::LocalExecutorBuilder {
 /// Runs `fut` to completion on a new single-threaded executor on the current thread and returns its
 /// output. Used by tests and single-core tools.
 pub fn block_on<T>(name: &str, fut: impl Future<Output = T>) -> Result<T, RuntimeError> {
-    let ex = builder(name, None).make().map_err(|e| RuntimeError::Start {
-        name: name.to_string(),
-        reason: e.to_string(),
-    })?;
+    let ex = builder(name, None)
+        .make()
+        .map_err(|e| RuntimeError::Start {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })?;
     Ok(ex.run(fut))
 }
 

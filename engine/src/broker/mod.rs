@@ -1,0 +1,72 @@
+//! # The broker (`tern-broker`)
+//!
+//! A thread-per-core RocketMQ broker: produce, pull, consumer offsets, consumer groups and topic
+//! administration over RocketMQ's remoting protocol.
+//!
+//! ## Cores and shards
+//! The broker runs N executors (`--cores N`), each serving the connections the kernel hands it
+//! (SO_REUSEPORT, [`tern_net::transport::Server`]). Core `k` owns a [`tern_store`] shard under
+//! `<storePathRootDir>/core-<k>/` whose CommitLog starts at physical offset `k << 56`, so an offset
+//! message id names the core that holds the message. A queue `(topic, queueId)` belongs to core
+//! [`routing::owner_core`] (a fixed FNV-1a hash of the topic plus the queue id, modulo N).
+//!
+//! ## Who answers what
+//!
+//! | requests | answered by |
+//! |---|---|
+//! | SEND_MESSAGE(_V2), SEND_BATCH_MESSAGE, PULL_MESSAGE, LITE_PULL_MESSAGE, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME | the queue's owner |
+//! | VIEW_MESSAGE_BY_ID | the core named by the offset's top byte |
+//! | CONSUMER_SEND_MSG_BACK | reads on the core holding the message, stores on the retry queue's owner |
+//! | QUERY/UPDATE_CONSUMER_OFFSET, HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP | the state core ([`routing::STATE_CORE`], core 0) |
+//! | UPDATE_AND_CREATE_TOPIC, DELETE_TOPIC_IN_BROKER, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP | the receiving core, then broadcast |
+//! | GET_ALL_TOPIC_CONFIG, GET_BROKER_RUNTIME_INFO | the receiving core (its counters) |
+//! | anything else | REQUEST_CODE_NOT_SUPPORTED |
+//!
+//! A request for another core travels whole over the mesh ([`tern_runtime::mesh`], batched per
+//! destination) and its response comes back the same way; the receiving core then answers on its
+//! connection. With `--cores 1` nothing is forwarded. No lock is taken on any request path: every
+//! table is owned by one core and reached through `RefCell`s that are never held across an await.
+//!
+//! ## Replicated and owned state
+//! - Topic configs and subscription groups: every core has a copy; a change is applied locally and
+//!   broadcast ([`core::MeshMsg`]). Mesh order per sender guarantees a topic auto-created by a send
+//!   reaches the queue's owner before the forwarded send does. The state core persists both.
+//! - Consumer offsets: kept on the state core only (pull commits from other cores are sent to it
+//!   one-way) and persisted there.
+//! - Group membership (heartbeats): on the state core; other cores forward heartbeats with the
+//!   connection's place and send NOTIFY_CONSUMER_IDS_CHANGED on their own connections when told.
+//!   Subscriptions from heartbeats are broadcast so the owner of a queue can filter pulls.
+//!
+//! ## Pulls
+//! On the owner core's own connections a found pull's body is the CommitLog file ranges, sent with
+//! `sendfile` ([`tern_net::zero_copy`]); a forwarded pull (or one touching the direct backend's
+//! memory tail) returns bytes. Long polling waits on a per-queue arrival signal fired by each put
+//! (see [`pull`]).
+//!
+//! ## Files
+//! `<storePathRootDir>/config/{topics,subscriptionGroup,consumerOffset}.json` in RocketMQ's shapes,
+//! written atomically ([`persist`]) by the state core when they change (offsets every
+//! `flushConsumerOffsetInterval`) and at shutdown; loaded at start.
+
+mod admin;
+pub mod batch;
+pub mod clients;
+pub mod config;
+mod consumer;
+mod core;
+pub mod filter;
+pub mod groups;
+mod local_sync;
+mod node;
+pub mod offsets;
+pub mod persist;
+pub mod pull;
+mod register;
+pub mod routing;
+mod send;
+mod send_back;
+mod shard_store;
+pub mod topics;
+
+pub use config::BrokerConfig;
+pub use node::{Broker, BrokerError};

@@ -1,0 +1,109 @@
+//! Committed consumer offsets and the `consumerOffset.json` file:
+//! `{"offsetTable":{"<topic>@<group>":{"<queueId>":<offset>, ...}, ...}}`.
+//!
+//! The table lives on the state core (see the broker module docs); other cores forward commits to it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// Separator of the `topic@group` key.
+pub const KEY_SEPARATOR: char = '@';
+
+/// The persisted shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OffsetFile {
+    /// `topic@group` → queue id → committed offset.
+    pub offset_table: HashMap<String, BTreeMap<i32, i64>>,
+}
+
+/// Committed offsets by (topic, group, queue).
+#[derive(Debug, Clone, Default)]
+pub struct OffsetTable {
+    file: OffsetFile,
+    dirty: bool,
+}
+
+fn key(topic: &str, group: &str) -> String {
+    let mut k = String::with_capacity(topic.len() + group.len() + 1);
+    k.push_str(topic);
+    k.push(KEY_SEPARATOR);
+    k.push_str(group);
+    k
+}
+
+impl OffsetTable {
+    /// A table holding what was persisted.
+    pub fn from_persisted(file: OffsetFile) -> Self {
+        OffsetTable { file, dirty: false }
+    }
+
+    /// Records `offset` as the group's committed offset of the queue.
+    pub fn commit(&mut self, group: &str, topic: &str, queue_id: i32, offset: i64) {
+        let slot = self
+            .file
+            .offset_table
+            .entry(key(topic, group))
+            .or_default()
+            .entry(queue_id)
+            .or_insert(offset);
+        *slot = offset;
+        self.dirty = true;
+    }
+
+    /// The group's committed offset of the queue, if any.
+    pub fn query(&self, group: &str, topic: &str, queue_id: i32) -> Option<i64> {
+        self.file
+            .offset_table
+            .get(&key(topic, group))?
+            .get(&queue_id)
+            .copied()
+    }
+
+    /// Drops every offset of `topic` (topic deleted).
+    pub fn remove_topic(&mut self, topic: &str) {
+        let before = self.file.offset_table.len();
+        self.file
+            .offset_table
+            .retain(|k, _| k.rsplit_once(KEY_SEPARATOR).map(|(t, _)| t) != Some(topic));
+        self.dirty |= self.file.offset_table.len() != before;
+    }
+
+    /// The persisted form, and clears the dirty mark; `None` when nothing changed since last time.
+    pub fn take_dirty(&mut self) -> Option<&OffsetFile> {
+        if std::mem::take(&mut self.dirty) {
+            Some(&self.file)
+        } else {
+            None
+        }
+    }
+
+    /// The persisted form.
+    pub fn file(&self) -> &OffsetFile {
+        &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_query_and_file_shape() {
+        let mut t = OffsetTable::default();
+        assert_eq!(t.query("g", "T", 0), None);
+        t.commit("g", "T", 0, 5);
+        t.commit("g", "T", 0, 7);
+        t.commit("g", "T", 1, 2);
+        assert_eq!(t.query("g", "T", 0), Some(7));
+        let json = serde_json::to_string(t.take_dirty().unwrap()).unwrap();
+        assert_eq!(json, r#"{"offsetTable":{"T@g":{"0":7,"1":2}}}"#);
+        assert!(t.take_dirty().is_none());
+        let back: OffsetFile = serde_json::from_str(&json).unwrap();
+        let t2 = OffsetTable::from_persisted(back);
+        assert_eq!(t2.query("g", "T", 1), Some(2));
+        t.remove_topic("T");
+        assert_eq!(t.query("g", "T", 0), None);
+    }
+}

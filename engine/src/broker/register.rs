@@ -1,0 +1,101 @@
+//! Registration with the nameservers (RocketMQ `BrokerOuterAPI.registerBrokerAll` /
+//! `unregisterBrokerAll`): REGISTER_BROKER (103) with a `RegisterBrokerBody` carrying the topic
+//! configs, UNREGISTER_BROKER (104) at shutdown. Runs on the state core.
+
+use std::time::Duration;
+
+use tern_net::body::{RegisterBrokerBody, TopicConfigSerializeWrapper};
+use tern_net::code::{request, response};
+use tern_net::header::{RegisterBrokerRequestHeader, UnRegisterBrokerRequestHeader};
+use tern_net::transport::{ClientConfig, RemotingClient};
+use tern_net::RemotingCommand;
+
+use super::config::BrokerConfig;
+
+/// RocketMQ's `registerBrokerTimeoutMills` default is 24 s; Tern's nameservers answer at once.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(6);
+/// `MQVersion.Version.V5_3_1.ordinal()`: what the request's version field claims.
+pub const PROTOCOL_VERSION: i32 = 487;
+/// How long a broker stays registered without re-registering (RocketMQ's default).
+const HEARTBEAT_TIMEOUT_MS: i64 = 120_000;
+
+/// Registers one broker with a list of nameservers.
+pub struct Registrar {
+    client: RemotingClient,
+    addrs: Vec<String>,
+    broker_name: String,
+    broker_addr: String,
+    cluster_name: String,
+    broker_id: i64,
+    ha_addr: String,
+}
+
+impl Registrar {
+    /// A registrar for `config` (whose `listen_port` is the port actually bound).
+    pub fn new(config: &BrokerConfig) -> Self {
+        Registrar {
+            client: RemotingClient::new(ClientConfig::default()),
+            addrs: config.namesrv_addrs.clone(),
+            broker_name: config.broker_name.clone(),
+            broker_addr: config.broker_addr(),
+            cluster_name: config.cluster_name.clone(),
+            broker_id: config.broker_id,
+            ha_addr: std::net::SocketAddr::new(
+                config.broker_ip,
+                config.listen_port.wrapping_add(1),
+            )
+            .to_string(),
+        }
+    }
+
+    /// Registers with every nameserver; returns how many accepted. Failures are logged.
+    pub async fn register(&self, topics: TopicConfigSerializeWrapper) -> usize {
+        let body = tern_net::body::encode(&RegisterBrokerBody {
+            filter_server_list: Vec::new(),
+            topic_config_serialize_wrapper: topics,
+        });
+        let header = RegisterBrokerRequestHeader {
+            broker_name: self.broker_name.clone(),
+            broker_addr: self.broker_addr.clone(),
+            cluster_name: self.cluster_name.clone(),
+            ha_server_addr: self.ha_addr.clone(),
+            broker_id: self.broker_id,
+            heartbeat_timeout_millis: Some(HEARTBEAT_TIMEOUT_MS),
+            enable_acting_master: Some(false),
+            compressed: Some(false),
+            body_crc32: Some(0),
+        };
+        let mut ok = 0;
+        for addr in &self.addrs {
+            let mut cmd = RemotingCommand::request(request::REGISTER_BROKER)
+                .with_header(&header)
+                .with_body(body.clone());
+            cmd.version = PROTOCOL_VERSION;
+            match self.client.invoke(addr, cmd, REGISTER_TIMEOUT).await {
+                Ok(rsp) if rsp.code == response::SUCCESS => ok += 1,
+                Ok(rsp) => tracing::warn!(namesrv = %addr, code = rsp.code,
+                    remark = rsp.remark.as_deref().unwrap_or(""), "registration refused"),
+                Err(e) => tracing::warn!(namesrv = %addr, "registration failed: {e}"),
+            }
+        }
+        ok
+    }
+
+    /// Unregisters from every nameserver (best effort).
+    pub async fn unregister(&self) {
+        let header = UnRegisterBrokerRequestHeader {
+            broker_name: self.broker_name.clone(),
+            broker_addr: self.broker_addr.clone(),
+            cluster_name: self.cluster_name.clone(),
+            broker_id: self.broker_id,
+        };
+        for addr in &self.addrs {
+            let mut cmd = RemotingCommand::request(request::UNREGISTER_BROKER).with_header(&header);
+            cmd.version = PROTOCOL_VERSION;
+            match self.client.invoke(addr, cmd, REGISTER_TIMEOUT).await {
+                Ok(_) => tracing::info!(namesrv = %addr, "unregistered"),
+                Err(e) => tracing::warn!(namesrv = %addr, "unregistration failed: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The broker's view of one core's [`MessageStore`]: what the request handlers need, with the
+//! broker's tag filter applied (hash screen in the store, exact tag check here), and a shutdown that
+//! waits for operations in flight.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tern_store::config::StoreConfig;
+use tern_store::message::{MessageDraft, StoredMessage};
+use tern_store::message_store::{GetStatus, MessageStore, MessageStoreError, PutStatus};
+use tern_store::segment::ReadRange;
+
+use super::filter::TagFilter;
+
+/// How long shutdown waits for operations in flight before closing anyway.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// The store is shut down or failed to serve a read.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardStoreError {
+    /// The store was shut down.
+    #[error("message store is shut down")]
+    Closed,
+    /// The store reported an error.
+    #[error(transparent)]
+    Store(#[from] MessageStoreError),
+    /// Reading stored bytes failed.
+    #[error("cannot read stored message: {0}")]
+    Read(#[from] std::io::Error),
+}
+
+/// Where a message was stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    /// The store's outcome (PutOk or FlushDiskTimeout for stored messages).
+    pub status: PutStatus,
+    /// CommitLog offset (valid when stored).
+    pub phys_offset: i64,
+    /// ConsumeQueue offset (valid when stored).
+    pub queue_offset: i64,
+}
+
+/// Where a batch was stored.
+#[derive(Debug, Clone)]
+pub struct StoredBatch {
+    /// The store's outcome.
+    pub status: PutStatus,
+    /// (CommitLog offset, queue offset) of each message, in order (empty when not stored).
+    pub offsets: Vec<(i64, i64)>,
+}
+
+/// What a pull found.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The store's status after the exact tag check.
+    pub status: GetStatus,
+    /// Where the next pull should start.
+    pub next_begin: i64,
+    /// The queue's min offset.
+    pub min: i64,
+    /// The queue's max offset.
+    pub max: i64,
+    /// The matching records, in queue order.
+    pub ranges: Vec<ReadRange>,
+    /// Number of records.
+    pub count: usize,
+}
+
+/// One core's message store.
+pub struct ShardStore {
+    inner: RefCell<Option<Rc<MessageStore>>>,
+    /// Reused record buffer for the exact tag check.
+    scratch: RefCell<Vec<u8>>,
+}
+
+impl ShardStore {
+    /// Opens shard `shard` of the store described by `config`.
+    pub async fn open(config: &StoreConfig, shard: usize) -> Result<Self, MessageStoreError> {
+        let shard = u32::try_from(shard).map_err(|_| MessageStoreError::Shard(u32::MAX))?;
+        let store = MessageStore::open(config, shard).await?;
+        let report = store.recovery_report();
+        tracing::info!(shard, root = %store.root().display(), "store open: {report:?}");
+        Ok(ShardStore {
+            inner: RefCell::new(Some(Rc::new(store))),
+            scratch: RefCell::new(Vec::new()),
+        })
+    }
+
+    fn store(&self) -> Result<Rc<MessageStore>, ShardStoreError> {
+        self.inner.borrow().clone().ok_or(ShardStoreError::Closed)
+    }
+
+    /// Stores one message.
+    pub async fn put(&self, draft: &MessageDraft<'_>) -> Result<Stored, ShardStoreError> {
+        let store = self.store()?;
+        let outcome = store.put(draft).await;
+        let (phys_offset, queue_offset) = outcome
+            .stored
+            .map_or((-1, -1), |at| (at.phys_offset as i64, at.queue_offset));
+        Ok(Stored {
+            status: outcome.status,
+            phys_offset,
+            queue_offset,
+        })
+    }
+
+    /// Stores a batch as one contiguous append (all or none).
+    pub async fn put_batch(
+        &self,
+        drafts: &[MessageDraft<'_>],
+    ) -> Result<StoredBatch, ShardStoreError> {
+        let store = self.store()?;
+        let outcome = store.put_batch(drafts).await;
+        Ok(StoredBatch {
+            status: outcome.status,
+            offsets: outcome
+                .stored
+                .iter()
+                .map(|at| (at.phys_offset as i64, at.queue_offset))
+                .collect(),
+        })
+    }
+
+    /// Reads matching messages of a queue (see [`MessageStore::get_messages`]); entries whose tag
+    /// hash matches but whose tag does not are dropped here.
+    pub async fn get(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_msgs: i32,
+        max_bytes: i32,
+        filter: &TagFilter,
+    ) -> Result<Fetched, ShardStoreError> {
+        let store = self.store()?;
+        let result = store.get_messages(
+            topic,
+            queue_id,
+            offset,
+            max_msgs.max(1) as usize,
+            max_bytes.max(1) as usize,
+            |code| filter.matches_hash(code),
+        );
+        let mut ranges = Vec::with_capacity(result.messages.len());
+        let mut scratch = self.scratch.borrow_mut();
+        for m in result.messages {
+            if !filter.all && !self.tag_matches(&m.range, filter, &mut scratch)? {
+                continue;
+            }
+            ranges.push(m.range);
+        }
+        let status = if result.status == GetStatus::Found && ranges.is_empty() {
+            GetStatus::NoMatchedMessage
+        } else {
+            result.status
+        };
+        Ok(Fetched {
+            status,
+            next_begin: result.next_begin_offset,
+            min: result.min_offset,
+            max: result.max_offset,
+            count: ranges.len(),
+            ranges,
+        })
+    }
+
+    /// The exact tag check of one record (a page-cache read of a small record).
+    fn tag_matches(
+        &self,
+        range: &ReadRange,
+        filter: &TagFilter,
+        scratch: &mut Vec<u8>,
+    ) -> Result<bool, ShardStoreError> {
+        let bytes: &[u8] = match range.as_memory() {
+            Some(b) => b,
+            None => {
+                scratch.resize(range.len(), 0);
+                range.copy_to(scratch)?;
+                scratch
+            }
+        };
+        Ok(match StoredMessage::decode(bytes) {
+            Ok(m) => filter.matches_tag(m.tags()),
+            Err(_) => false,
+        })
+    }
+
+    /// Appends the bytes of `range` to `out` (for bodies that cannot go zero-copy).
+    pub async fn append_range(&self, range: &ReadRange, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let start = out.len();
+        out.resize(start + range.len(), 0);
+        match out.get_mut(start..) {
+            Some(dst) => range.copy_to(dst),
+            None => Err(std::io::ErrorKind::InvalidInput.into()),
+        }
+    }
+
+    /// The queue's min offset (0 when unknown or closed).
+    pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.store().map_or(0, |s| s.min_offset(topic, queue_id))
+    }
+
+    /// The queue's max offset (0 when unknown or closed).
+    pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.store().map_or(0, |s| s.max_offset(topic, queue_id))
+    }
+
+    /// The first offset stored at or after `timestamp`.
+    pub async fn search_offset(&self, topic: &str, queue_id: i32, timestamp: i64) -> i64 {
+        self.store()
+            .map_or(0, |s| s.search_offset_by_time(topic, queue_id, timestamp))
+    }
+
+    /// Store time of the queue's oldest message; -1 when none.
+    pub async fn earliest_store_time(&self, topic: &str, queue_id: i32) -> i64 {
+        self.store()
+            .ok()
+            .and_then(|s| s.earliest_message_time(topic, queue_id))
+            .unwrap_or(-1)
+    }
+
+    /// The bytes of the record at `phys`, if one starts there.
+    pub async fn read_message(&self, phys: i64) -> Result<Option<Vec<u8>>, ShardStoreError> {
+        let store = self.store()?;
+        let Ok(phys) = u64::try_from(phys) else {
+            return Ok(None);
+        };
+        let Some(range) = store.read_message(phys).await else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(range.len());
+        self.append_range(&range, &mut out).await?;
+        Ok(Some(out))
+    }
+
+    /// The CommitLog's end (0 when closed).
+    pub fn commit_log_max_offset(&self) -> u64 {
+        self.store().map_or(0, |s| s.max_phys_offset())
+    }
+
+    /// Deletes the topic's queues from this shard.
+    pub fn delete_topic(&self, topic: &str) -> Result<bool, ShardStoreError> {
+        Ok(self.store()?.delete_topic(topic)?)
+    }
+
+    /// Flushes ConsumeQueues, Index and checkpoint (periodic maintenance).
+    pub async fn flush_metadata(&self) -> Result<(), ShardStoreError> {
+        Ok(self.store()?.flush_metadata().await?)
+    }
+
+    /// Runs one retention pass (periodic maintenance).
+    pub async fn run_retention(&self) -> Result<(), ShardStoreError> {
+        self.store()?.run_retention().await?;
+        Ok(())
+    }
+
+    /// Shuts the store down cleanly (flush, checkpoint, abort file removed) once operations in
+    /// flight have finished (waiting at most a few seconds). Later calls fail with `Closed`.
+    pub async fn shutdown(&self) -> Result<(), ShardStoreError> {
+        let Some(mut store) = self.inner.borrow_mut().take() else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + SHUTDOWN_WAIT;
+        let store = loop {
+            match Rc::try_unwrap(store) {
+                Ok(s) => break s,
+                Err(shared) if std::time::Instant::now() < deadline => {
+                    store = shared;
+                    tern_runtime::sleep(Duration::from_millis(5)).await;
+                }
+                Err(_) => {
+                    tracing::error!("store still in use at shutdown; not flushed cleanly");
+                    return Err(ShardStoreError::Closed);
+                }
+            }
+        };
+        Ok(store.shutdown().await?)
+    }
+}
