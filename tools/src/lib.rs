@@ -1,1 +1,0 @@
-//! Tern admin CLI: mqadmin-style commands (issue 5; not built yet).

@@ -1,0 +1,534 @@
+//! The real `tern` binary against an in-process nameserver (with a broker registration sent by a
+//! remoting client) and against an in-process nameserver plus broker, over loopback sockets.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tern_engine::broker::{Broker, BrokerConfig};
+use tern_engine::namesrv::{Namesrv, NamesrvConfig};
+use tern_net::body::{self, RegisterBrokerBody, TopicConfig};
+use tern_net::code::{request, response};
+use tern_net::header::RegisterBrokerRequestHeader;
+use tern_net::transport::{ClientConfig, RemotingClient};
+use tern_net::RemotingCommand;
+
+const FAKE_BROKER: &str = "127.0.0.1:10911";
+
+/// What one run of `tern` did.
+struct Run {
+    ok: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+fn tern(namesrv: &str, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(args)
+        .args(["-n", namesrv, "--timeout-ms", "3000"])
+        .env_remove("NAMESRV_ADDR")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run tern");
+    Run {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(namesrv: &str, args: &[&str]) -> Run {
+    let run = tern(namesrv, args);
+    assert!(run.ok, "tern {args:?} failed: {}", run.stderr);
+    run
+}
+
+fn failed(namesrv: &str, args: &[&str]) -> Run {
+    let run = tern(namesrv, args);
+    assert_eq!(
+        run.code,
+        Some(1),
+        "tern {args:?}: {}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run
+}
+
+/// Runs `tern` until it succeeds (an observable state reached), at most 15 s.
+fn eventually(namesrv: &str, args: &[&str]) -> Run {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let run = tern(namesrv, args);
+        if run.ok {
+            return run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tern {args:?} kept failing: {}",
+            run.stderr
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn namesrv() -> Namesrv {
+    Namesrv::start(NamesrvConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        kv_config_path: None,
+        ..NamesrvConfig::default()
+    })
+    .expect("start nameserver")
+}
+
+/// Registers a fake broker `broker-a` with `topics` and keeps its connection open (the nameserver
+/// drops a broker whose connection closes) until the returned sender is dropped.
+fn register_fake_broker(namesrv: SocketAddr, topics: &[&str]) -> mpsc::Sender<()> {
+    let mut body = RegisterBrokerBody::default();
+    body.topic_config_serialize_wrapper.data_version.counter = 1;
+    for t in topics {
+        body.topic_config_serialize_wrapper
+            .topic_config_table
+            .insert(
+                t.to_string(),
+                TopicConfig {
+                    topic_name: t.to_string(),
+                    read_queue_nums: 4,
+                    write_queue_nums: 4,
+                    ..TopicConfig::default()
+                },
+            );
+    }
+    let header = RegisterBrokerRequestHeader {
+        broker_name: "broker-a".into(),
+        broker_addr: FAKE_BROKER.into(),
+        cluster_name: "DefaultCluster".into(),
+        ha_server_addr: "127.0.0.1:10912".into(),
+        broker_id: 0,
+        compressed: Some(false),
+        ..Default::default()
+    };
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel();
+    let addr = namesrv.to_string();
+    std::thread::spawn(move || {
+        tern_runtime::block_on("fake-broker", async move {
+            let client = RemotingClient::new(ClientConfig::default());
+            let mut req = RemotingCommand::request(request::REGISTER_BROKER)
+                .with_header(&header)
+                .with_body(body::encode(&body));
+            req.version = 475;
+            let rsp = client.invoke(&addr, req, Duration::from_secs(5)).await;
+            let _ = done_tx.send(rsp.map(|r| r.code).map_err(|e| e.to_string()));
+            let _ = tern_runtime::spawn_blocking(move || stop_rx.recv()).await;
+        })
+        .expect("executor");
+    });
+    let code = done_rx
+        .recv()
+        .expect("registration ran")
+        .expect("registered");
+    assert_eq!(code, response::SUCCESS);
+    stop_tx
+}
+
+#[test]
+fn nameserver_commands_print_tables_and_json() {
+    let ns = namesrv();
+    let addr = ns.local_addr().to_string();
+    let _broker = register_fake_broker(ns.local_addr(), &["TBW102", "OrderTopic"]);
+
+    let run = ok(&addr, &["topicList"]);
+    assert_eq!(run.stdout, "OrderTopic\nTBW102\n");
+    assert_eq!(
+        ok(&addr, &["topicList", "--json"]).json(),
+        serde_json::json!(["OrderTopic", "TBW102"])
+    );
+
+    let run = ok(&addr, &["topicRoute", "-t", "OrderTopic"]);
+    assert_eq!(
+        run.stdout,
+        "Broker    Cluster         Addresses          ReadQueues  WriteQueues  Perm\n\
+         broker-a  DefaultCluster  0=127.0.0.1:10911  4           4            6\n"
+    );
+    let route = ok(&addr, &["topicRoute", "-t", "OrderTopic", "--json"]).json();
+    assert_eq!(route["brokerDatas"][0]["brokerAddrs"]["0"], FAKE_BROKER);
+    assert_eq!(route["queueDatas"][0]["writeQueueNums"], 4);
+
+    let run = ok(&addr, &["clusterList"]);
+    assert_eq!(
+        run.stdout,
+        "Cluster         BrokerName  BrokerId  Address\n\
+         DefaultCluster  broker-a    0         127.0.0.1:10911\n"
+    );
+    let json = ok(&addr, &["clusterList", "--json"]).json();
+    assert_eq!(json[0]["Address"], FAKE_BROKER);
+
+    // The first nameserver of the list is down: the second answers.
+    let list = format!("127.0.0.1:1;{addr}");
+    assert_eq!(ok(&list, &["topicList"]).stdout, "OrderTopic\nTBW102\n");
+
+    // NAMESRV_ADDR stands in for -n.
+    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("topicList")
+        .env("NAMESRV_ADDR", &addr)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OrderTopic\nTBW102\n");
+
+    // KV config round trip.
+    ok(
+        &addr,
+        &[
+            "updateKvConfig",
+            "-s",
+            "ORDER_TOPIC_CONFIG",
+            "-k",
+            "OrderTopic",
+            "-v",
+            "broker-a:4",
+        ],
+    );
+    assert_eq!(
+        ok(&addr, &["getKvList", "-s", "ORDER_TOPIC_CONFIG"]).stdout,
+        "Key         Value\nOrderTopic  broker-a:4\n"
+    );
+    ok(
+        &addr,
+        &[
+            "deleteKvConfig",
+            "-s",
+            "ORDER_TOPIC_CONFIG",
+            "-k",
+            "OrderTopic",
+        ],
+    );
+    let run = failed(&addr, &["getKvList", "-s", "NO_SUCH_NS"]);
+    assert_eq!(run.stderr, "tern: namespace NO_SUCH_NS has no KV config\n");
+
+    // Unknown topic and unknown cluster: clear errors, exit status 1.
+    let run = failed(&addr, &["topicRoute", "-t", "Nope"]);
+    assert_eq!(
+        run.stderr,
+        "tern: topic Nope does not exist (no route on the nameserver)\n"
+    );
+    let run = failed(
+        &addr,
+        &["deleteTopic", "-t", "OrderTopic", "-c", "NoCluster"],
+    );
+    assert_eq!(run.stderr, "tern: cluster NoCluster is not known\n");
+    ns.stop().unwrap();
+}
+
+#[test]
+fn unreachable_nameserver_fails_cleanly() {
+    for args in [
+        &["topicList"][..],
+        &["clusterList", "--json"],
+        &["topicRoute", "-t", "T"],
+    ] {
+        let run = failed("127.0.0.1:1", args);
+        assert!(
+            run.stderr
+                .starts_with("tern: cannot reach any nameserver of 127.0.0.1:1: cannot connect"),
+            "{}",
+            run.stderr
+        );
+    }
+    let run = failed("", &["topicList"]);
+    assert!(
+        run.stderr.contains("no nameserver address"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    let run = tern("127.0.0.1:1", &["updateTopic", "-t", "T"]);
+    assert_eq!(run.code, Some(2));
+    let run = tern("127.0.0.1:1", &["noSuchCommand"]);
+    assert_eq!(run.code, Some(2));
+}
+
+/// The `tern-namesrv` binary next to `tern`, when the engine crate's binaries have been built.
+fn namesrv_binary() -> Option<std::path::PathBuf> {
+    let tern = std::path::Path::new(env!("CARGO_BIN_EXE_tern"));
+    let path = tern.parent()?.join("tern-namesrv");
+    path.exists().then_some(path)
+}
+
+#[test]
+fn shutdown_signals_only_the_named_process() {
+    let run = tern(
+        "127.0.0.1:1",
+        &["shutdown", "namesrv", "--pid", "1", "--dry-run"],
+    );
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.stderr,
+        "tern: no tern-namesrv process with pid 1 is running\n"
+    );
+
+    let Some(binary) = namesrv_binary() else {
+        eprintln!("tern-namesrv not built: skipping the real shutdown");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary)
+        .args(["--listen", "127.0.0.1:0", "--kv-config-path"])
+        .arg(dir.path().join("kv.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tern-namesrv");
+    let pid = child.id().to_string();
+    // The process may still be exec'ing: wait until it carries its name.
+    let listed = eventually(
+        "127.0.0.1:1",
+        &["shutdown", "namesrv", "--pid", &pid, "--dry-run"],
+    );
+    assert!(listed.stdout.contains("would signal"), "{}", listed.stdout);
+    assert!(child.try_wait().unwrap().is_none(), "a dry run signalled");
+
+    let run = ok("127.0.0.1:1", &["shutdown", "namesrv", "--pid", &pid]);
+    assert!(run.stdout.contains("SIGTERM sent"), "{}", run.stdout);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "tern-namesrv ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+fn broker_config(dir: &std::path::Path, namesrv: SocketAddr) -> BrokerConfig {
+    let mut c = BrokerConfig::default();
+    for (k, v) in [
+        ("storePathRootDir", dir.display().to_string()),
+        ("listenPort", "0".into()),
+        ("brokerIP1", "127.0.0.1".into()),
+        ("namesrvAddr", namesrv.to_string()),
+        ("mappedFileSizeCommitLog", (4 << 20).to_string()),
+        ("mappedFileSizeConsumeQueue", (20 * 1000).to_string()),
+        ("defaultTopicQueueNums", "4".into()),
+    ] {
+        c.set(k, &v).unwrap();
+    }
+    c
+}
+
+fn cell<'a>(row: &'a Value, key: &str) -> &'a str {
+    row[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {row}"))
+}
+
+#[test]
+fn broker_commands_against_a_live_broker() {
+    let ns = namesrv();
+    let n = ns.local_addr().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(broker_config(dir.path(), ns.local_addr()), 1).expect("broker");
+    let b = format!("127.0.0.1:{}", broker.local_addr().port());
+    // Registration runs in the background: wait until the nameserver lists the broker.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !tern(&n, &["clusterList"]).stdout.contains(&b) {
+        assert!(Instant::now() < deadline, "the broker never registered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // updateTopic on the cluster's masters; the broker re-registers and the route appears.
+    let run = ok(
+        &n,
+        &[
+            "updateTopic",
+            "-t",
+            "AdminT",
+            "-c",
+            "DefaultCluster",
+            "-r",
+            "2",
+            "-w",
+            "2",
+        ],
+    );
+    assert!(run.stdout.contains(&b), "{}", run.stdout);
+    eventually(&n, &["topicRoute", "-t", "AdminT"]);
+
+    // sendMessage, then find it by id, by offset, and by pulling.
+    let sent = ok(
+        &n,
+        &[
+            "sendMessage",
+            "-t",
+            "AdminT",
+            "-p",
+            "hello tern",
+            "-k",
+            "k1 k2",
+            "-c",
+            "tagA",
+            "--json",
+        ],
+    )
+    .json();
+    let sent = &sent[0];
+    assert_eq!(cell(sent, "Queue"), "0");
+    assert_eq!(cell(sent, "QueueOffset"), "0");
+    let msg_id = cell(sent, "MsgId").to_string();
+
+    let by_id = ok(&n, &["queryMsgById", "-i", &msg_id, "--json"]).json();
+    assert_eq!(by_id["body"], "hello tern");
+    assert_eq!(by_id["tags"], "tagA");
+    assert_eq!(by_id["keys"], serde_json::json!(["k1", "k2"]));
+    assert_eq!(by_id["topic"], "AdminT");
+    assert_eq!(by_id["msgId"], msg_id.as_str());
+    let text = ok(&n, &["queryMsgById", "-i", &msg_id]).stdout;
+    assert!(text.contains("Body             hello tern\n"), "{text}");
+
+    let by_offset = ok(
+        &n,
+        &[
+            "queryMsgByOffset",
+            "-t",
+            "AdminT",
+            "-b",
+            "broker-a",
+            "-i",
+            "0",
+            "-o",
+            "0",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(by_offset["msgId"], msg_id.as_str());
+    let run = failed(
+        &n,
+        &[
+            "queryMsgByOffset",
+            "-t",
+            "AdminT",
+            "-b",
+            "broker-a",
+            "-i",
+            "0",
+            "-o",
+            "5",
+        ],
+    );
+    assert!(
+        run.stderr.contains("no message at offset 5"),
+        "{}",
+        run.stderr
+    );
+
+    ok(
+        &n,
+        &["sendMessage", "-t", "AdminT", "-p", "second", "-i", "1"],
+    );
+    let pulled = ok(&n, &["consumeMessage", "-t", "AdminT", "--json"]).json();
+    let bodies: Vec<&str> = pulled
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| cell(r, "Body"))
+        .collect();
+    assert_eq!(bodies, ["hello tern", "second"]);
+    let one = ok(&n, &["consumeMessage", "-t", "AdminT", "-c", "1", "--json"]).json();
+    assert_eq!(one.as_array().unwrap().len(), 1);
+
+    // topicStatus and consumerProgress from offsets; resetOffsetByTime moves the group to the end.
+    let status = ok(&n, &["topicStatus", "-t", "AdminT", "--json"]).json();
+    let max: Vec<&str> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| cell(r, "MaxOffset"))
+        .collect();
+    assert_eq!(max, ["1", "1"]);
+    let progress = ok(
+        &n,
+        &["consumerProgress", "-g", "G1", "-t", "AdminT", "--json"],
+    )
+    .json();
+    assert_eq!(progress["totalLag"], 2);
+    assert_eq!(cell(&progress["queues"][0], "ConsumerOffset"), "-");
+    let reset = ok(
+        &n,
+        &[
+            "resetOffsetByTime",
+            "-g",
+            "G1",
+            "-t",
+            "AdminT",
+            "-s",
+            "now",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(cell(&reset[0], "NewOffset"), "1");
+    let text = ok(&n, &["consumerProgress", "-g", "G1", "-t", "AdminT"]).stdout;
+    assert!(text.ends_with("Diff Total: 0\n"), "{text}");
+
+    // Groups and broker statistics.
+    let run = ok(&n, &["updateSubGroup", "-g", "G1", "-b", &b, "-q", "3"]);
+    assert!(run.stdout.contains("G1"), "{}", run.stdout);
+    let status = ok(&n, &["brokerStatus", "-b", &b, "--json"]).json();
+    assert!(status[&b]["brokerVersionDesc"].is_string(), "{status}");
+    assert!(ok(&n, &["brokerStatus", "-c", "DefaultCluster"])
+        .stdout
+        .contains("topicCount"));
+    let run = failed(&n, &["consumerConnection", "-g", "G1"]);
+    assert_eq!(run.stderr, "tern: consumer group G1 has no online member\n");
+
+    // Requests the broker does not serve name their code.
+    let run = failed(&n, &["deleteSubGroup", "-g", "G1", "-b", &b]);
+    assert_eq!(
+        run.stderr,
+        format!("tern: {b} does not support request 207 (DELETE_SUBSCRIPTIONGROUP) yet\n")
+    );
+    let run = failed(&n, &["queryMsgByKey", "-t", "AdminT", "-k", "k1"]);
+    assert!(
+        run.stderr.contains("request 12 (QUERY_MESSAGE)"),
+        "{}",
+        run.stderr
+    );
+    let run = failed(&n, &["queryMsgById", "-i", "XYZ"]);
+    assert!(
+        run.stderr.starts_with("tern: bad message id XYZ"),
+        "{}",
+        run.stderr
+    );
+
+    // deleteTopic removes it from the broker and the nameserver.
+    let run = ok(&n, &["deleteTopic", "-t", "AdminT", "-c", "DefaultCluster"]);
+    assert!(run.stdout.contains("namesrv"), "{}", run.stdout);
+    let run = failed(&n, &["topicRoute", "-t", "AdminT"]);
+    assert!(
+        run.stderr.contains("AdminT does not exist"),
+        "{}",
+        run.stderr
+    );
+
+    broker.shutdown().unwrap();
+    ns.stop().unwrap();
+}
