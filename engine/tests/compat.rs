@@ -1,14 +1,20 @@
-//! Wire compatibility of `tern-namesrv` with a real third-party client, the `rocketmq-client-rust`
-//! crate (1.0.0).
+//! Wire compatibility of `tern-namesrv` and `tern-broker` with a real third-party client, the
+//! `rocketmq-client-rust` crate (1.0.0).
 //!
 //! Every test that links that client lives in this one target so CI compiles it once (it is large:
 //! see `docs/compat.md` for the build cost, what the client sends and its known quirks).
 //!
-//! Each test starts the real `tern-namesrv` binary on an ephemeral loopback port in its own temporary
-//! directory, registers a broker the way an Apache RocketMQ broker does (REGISTER_BROKER, code 103,
-//! JSON header and JSON body), then drives the client against it. The client is async on tokio; each
-//! test owns its client runtime and shuts it down before returning, so no test waits on another.
+//! Route tests start the real `tern-namesrv` binary on an ephemeral loopback port, register a
+//! broker the way an Apache RocketMQ broker does (REGISTER_BROKER, code 103, JSON header and JSON
+//! body) and drive the client's route lookups against it. Messaging tests (issue 4's acceptance)
+//! start `tern-namesrv` and `tern-broker` (1 or 2 cores) as processes and produce, push-consume
+//! and pull-consume through them with the client, including a SIGTERM restart of the broker.
+//!
+//! The client is async on tokio; each test owns its client runtime and shuts it down before
+//! returning, so no test waits on another. Set `TERN_COMPAT_CLIENT_LOG=info` (or `debug`) to see
+//! the client's own log on stderr.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -19,9 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rocketmq_client_rust::{
-    ClientRuntime, ClientRuntimeConfig, DefaultMQAdminExt, DefaultMQProducer, MQAdminReadExt,
-    MQClientException,
+    ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
+    DefaultLitePullConsumer, DefaultMQAdminExt, DefaultMQProducer, DefaultMQPushConsumer,
+    MQAdminReadExt, MQClientException, MQPushConsumer, SendStatus,
 };
+use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
+use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_single::Message;
 use rocketmq_observability::TelemetryRuntimeGuard;
 use rocketmq_protocol::protocol::remoting_command_defaults::{
@@ -35,6 +44,8 @@ use tern_net::{code, frame, RemotingCommand};
 
 /// Longest any single client call may take before the test calls it a hang.
 const CALL_LIMIT: Duration = Duration::from_secs(10);
+/// Queued blocking calls the client runtime admits (see [`ClientHarness::new`]).
+const CLIENT_CONSUME_QUEUE_DEPTH: usize = 4096;
 /// Budget for the client runtime to stop its tasks.
 const CLIENT_SHUTDOWN: Duration = Duration::from_secs(3);
 /// How long the nameserver may take to report its listening address after spawn.
@@ -89,18 +100,9 @@ impl NamesrvProcess {
         namesrv
     }
 
-    /// Reads the first stdout line on a helper thread (which then drains the rest, so the child
-    /// never blocks on a full pipe) and parses the address out of it.
+    /// Waits for the first stdout line and parses the address out of it.
     fn await_listening_line(&mut self, stdout: ChildStdout) -> SocketAddr {
-        let (line_tx, line_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = line_tx.send(line);
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = line_rx.recv_timeout(NAMESRV_STARTUP).unwrap_or_else(|_| {
+        let line = first_line(stdout, NAMESRV_STARTUP).unwrap_or_else(|| {
             panic!(
                 "tern-namesrv printed nothing within {NAMESRV_STARTUP:?}:\n{}",
                 self.log()
@@ -134,6 +136,160 @@ impl Drop for NamesrvProcess {
             eprintln!("--- tern-namesrv log ---\n{}", self.log());
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The broker under test
+// ---------------------------------------------------------------------------------------------
+
+/// What `tern-broker` prints on stdout, followed by its bound address, once it serves.
+const BROKER_LISTENING_PREFIX: &str = "tern-broker listening on ";
+/// How long the broker may take to report its listening address after spawn.
+const BROKER_STARTUP: Duration = Duration::from_secs(20);
+
+/// Settings every test broker gets (`broker.properties` keys), passed with `-c`.
+///
+/// Long polling is off and short polls are held 100 ms: the client's push consumer asks for a
+/// 15 s suspension it cannot be configured out of, and its shutdown waits for open polls, so a
+/// held-open poll would make every consumer shutdown take seconds. Segments are small so the
+/// store's files stay small in the temporary directory.
+const BROKER_PROPERTIES: &str = "\
+brokerClusterName=TernCompatCluster
+brokerIP1=127.0.0.1
+listenPort=0
+longPollingEnable=false
+shortPollingTimeMills=100
+mappedFileSizeCommitLog=16777216
+defaultTopicQueueNums=4
+";
+
+/// A running `tern-broker` child process with its own store directory, registered with one
+/// nameserver. Killed and reaped on drop (unless already stopped with [`BrokerProcess::stop`]);
+/// its log is printed if the test panics. The store directory outlives restarts.
+struct BrokerProcess {
+    child: Option<Child>,
+    addr: SocketAddr,
+    cores: usize,
+    namesrv: String,
+    dir: tempfile::TempDir,
+}
+
+impl BrokerProcess {
+    /// Starts a broker with `cores` executors registering with `namesrv`, and returns once it
+    /// reports its listening address.
+    fn start(namesrv: &NamesrvProcess, cores: usize) -> Self {
+        let dir = tempfile::tempdir().expect("create broker working dir");
+        std::fs::write(dir.path().join("broker.properties"), BROKER_PROPERTIES)
+            .expect("write broker.properties");
+        let mut broker = BrokerProcess {
+            child: None,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            cores,
+            namesrv: namesrv.addr_string(),
+            dir,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// Spawns the binary over the existing store directory (first start or restart).
+    fn spawn(&mut self) {
+        let root = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("broker.log"))
+            .expect("open broker log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tern-broker"))
+            .arg("-c")
+            .arg(root.join("broker.properties"))
+            .arg("-n")
+            .arg(&self.namesrv)
+            .arg("--cores")
+            .arg(self.cores.to_string())
+            .arg("--broker-name")
+            .arg(BROKER_NAME)
+            .arg("--store-path-root-dir")
+            .arg(root.join("store"))
+            // A restart keeps the port, as a real broker does, so clients' routes stay valid.
+            .arg("--listen-port")
+            .arg(self.addr.port().to_string())
+            .current_dir(root)
+            .env("HOME", root)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tern-broker");
+        let stdout = child.stdout.take().expect("piped stdout");
+        self.child = Some(child);
+        let line = first_line(stdout, BROKER_STARTUP);
+        self.addr = match line
+            .as_deref()
+            .and_then(|l| l.trim().strip_prefix(BROKER_LISTENING_PREFIX))
+            .map(str::parse)
+        {
+            Some(Ok(addr)) => addr,
+            _ => panic!(
+                "tern-broker did not report its address (stdout {line:?}):\n{}",
+                self.log()
+            ),
+        };
+    }
+
+    /// Stops the broker with SIGTERM (it unregisters and flushes) and checks it exits cleanly.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: signals our own, not yet reaped, child.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM to tern-broker");
+        let status = child.wait().expect("reap tern-broker");
+        assert!(
+            status.success(),
+            "tern-broker exit {status:?}:\n{}",
+            self.log()
+        );
+    }
+
+    /// Restarts a stopped broker over the same store.
+    fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a running broker");
+        self.spawn();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- tern-broker log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Reads the first line of a child's stdout on a helper thread (which then drains the rest, so
+/// the child never blocks on a full pipe); `None` if nothing arrived within `limit`.
+fn first_line(stdout: ChildStdout, limit: Duration) -> Option<String> {
+    let (line_tx, line_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = line_tx.send(line);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    line_rx.recv_timeout(limit).ok()
 }
 
 /// A loopback address with a port the kernel just handed out (and released for the child).
@@ -253,15 +409,22 @@ struct ClientHarness {
 impl ClientHarness {
     /// A client runtime whose requests carry headers in `serialize_type`.
     fn new(scope: &str, serialize_type: SerializeType) -> Self {
-        let owner = RuntimeOwner::plan(RuntimeConfig {
+        init_client_log();
+        let mut config = RuntimeConfig {
             worker_threads: 2,
             thread_name: format!("compat-{scope}"),
             shutdown_timeout: CLIENT_SHUTDOWN,
             ..RuntimeConfig::default()
-        })
-        .expect("valid client runtime config")
-        .build()
-        .expect("build client runtime");
+        };
+        // The push consumer runs every listener call through the metadata-io blocking lane; on a
+        // 2-core machine that lane admits 4 running + 16 queued calls and *refuses* the rest,
+        // which the client treats as a failed consume (CONSUMER_SEND_MSG_BACK, then redelivery
+        // from the retry topic). Room for every in-flight consume request keeps delivery direct.
+        config.blocking_lane_policies.metadata_io.max_queue_depth = CLIENT_CONSUME_QUEUE_DEPTH;
+        let owner = RuntimeOwner::plan(config)
+            .expect("valid client runtime config")
+            .build()
+            .expect("build client runtime");
         let telemetry = TelemetryRuntimeGuard::noop();
         let defaults = RemotingCommandDefaults::new(
             rocketmq_model::version::CURRENT_VERSION as i32,
@@ -311,6 +474,23 @@ impl Drop for ClientHarness {
             telemetry.shutdown();
         }
     }
+}
+
+/// Environment variable that turns on the client's own log (to stderr, at the level it names,
+/// e.g. `info` or `debug`); off by default.
+const CLIENT_LOG_ENV: &str = "TERN_COMPAT_CLIENT_LOG";
+
+/// Installs a stderr log subscriber for the client's `tracing` events if [`CLIENT_LOG_ENV`] is
+/// set; the first call in the process wins.
+fn init_client_log() {
+    let Ok(level) = std::env::var(CLIENT_LOG_ENV) else {
+        return;
+    };
+    let level = level.parse().unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Awaits `future`, failing the test if the client has not answered within [`CALL_LIMIT`].
@@ -531,4 +711,357 @@ fn route_is_withdrawn_once_the_broker_connection_closes() {
         .await;
         admin.shutdown().await;
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Producing and consuming through tern-broker
+// ---------------------------------------------------------------------------------------------
+
+/// Tags the produced messages cycle through: message `i` has `TAGS[i % 3]`.
+const TAGS: [&str; 3] = ["TagA", "TagB", "TagC"];
+/// Messages produced per test in the default run.
+const MESSAGES: usize = 1_000;
+/// Longest a whole delivery (all messages to a consumer) may take before the test fails.
+const DELIVERY_LIMIT: Duration = Duration::from_secs(30);
+
+/// A nameserver and one `tern-broker` registered with it.
+struct Cluster {
+    broker: BrokerProcess,
+    namesrv: NamesrvProcess,
+}
+
+impl Cluster {
+    /// Starts both processes and returns once the broker's registration is visible to a client
+    /// (the auto-create topic TBW102 is routed), so sends to new topics can be auto-created.
+    fn start(cores: usize, client: &ClientHarness) -> Self {
+        let namesrv = NamesrvProcess::start();
+        let broker = BrokerProcess::start(&namesrv, cores);
+        let cluster = Cluster { broker, namesrv };
+        cluster.await_route(client, "TBW102");
+        cluster
+    }
+
+    /// Waits until the nameserver gives `topic` a route naming this broker.
+    fn await_route(&self, client: &ClientHarness, topic: &str) {
+        client.block_on(async {
+            let mut admin = DefaultMQAdminExt::new(client.runtime());
+            admin.set_namesrv_addr(self.namesrv.addr_string());
+            within("admin start", admin.start())
+                .await
+                .expect("admin starts");
+            within("broker registration", async {
+                loop {
+                    let route = admin
+                        .examine_topic_route_info(topic.into())
+                        .await
+                        .expect("route lookup succeeds");
+                    if route.is_some_and(|r| {
+                        r.broker_datas
+                            .iter()
+                            .any(|b| b.broker_name().as_str() == BROKER_NAME)
+                    }) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await;
+            admin.shutdown().await;
+        });
+    }
+}
+
+/// The body of message `i`; bodies are unique, so a received body names its message.
+fn message_body(i: usize) -> String {
+    format!("tern-compat-{i}")
+}
+
+/// Sends messages `messages` synchronously to `topic` (auto-created on first send), message `i`
+/// with tag `TAGS[i % 3]`, key `key-i` and [`message_body`]`(i)`; checks every send result.
+async fn produce(
+    client: &ClientHarness,
+    namesrv: &NamesrvProcess,
+    topic: &str,
+    messages: std::ops::Range<usize>,
+) {
+    let mut producer = DefaultMQProducer::builder(client.runtime())
+        .producer_group(format!("{topic}_PG"))
+        .name_server_addr(namesrv.addr_string())
+        .send_msg_timeout(3000)
+        .build();
+    within("producer start", producer.start())
+        .await
+        .expect("producer starts");
+    for i in messages {
+        let message = Message::builder()
+            .topic(topic)
+            .tags(TAGS[i % TAGS.len()])
+            .key(format!("key-{i}"))
+            .body_slice(message_body(i).as_bytes())
+            .build_unchecked();
+        let sent = within("sync send", producer.send(message))
+            .await
+            .unwrap_or_else(|e| panic!("send {i}: {e:?}"));
+        let sent = sent.unwrap_or_else(|| panic!("send {i}: no result"));
+        assert_eq!(sent.send_status, SendStatus::SendOk, "send {i}: {sent:?}");
+    }
+    producer.shutdown().await;
+}
+
+/// What a push consumer's listener saw.
+#[derive(Default)]
+struct Deliveries {
+    /// Each received body with how often it arrived.
+    bodies: HashMap<String, usize>,
+    /// Deliveries with a non-zero reconsume count (redeliveries from the retry topic).
+    redelivered: usize,
+}
+
+/// The deliveries of one push consumer, shared with its listener.
+type Received = Arc<std::sync::Mutex<Deliveries>>;
+
+/// Starts a clustering push consumer of `group` on `topic` with `expression`, reading from the
+/// first offset; every delivered body is counted in the returned map.
+async fn push_consumer(
+    client: &ClientHarness,
+    namesrv: &NamesrvProcess,
+    group: &str,
+    topic: &str,
+    expression: &str,
+) -> (DefaultMQPushConsumer, Received) {
+    let received = Received::default();
+    let mut consumer = DefaultMQPushConsumer::builder(client.runtime())
+        .consumer_group(group)
+        .name_server_addr(namesrv.addr_string())
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .pull_batch_size(32)
+        .build();
+    within("subscribe", consumer.subscribe(topic, expression))
+        .await
+        .expect("subscribe");
+    let sink = Arc::clone(&received);
+    consumer.register_message_listener_concurrently(
+        move |msgs: &[&MessageExt], _context: &ConsumeConcurrentlyContext| {
+            let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
+            for msg in msgs {
+                let body = msg.body().unwrap_or_default();
+                *sink
+                    .bodies
+                    .entry(String::from_utf8_lossy(&body).into_owned())
+                    .or_default() += 1;
+                if msg.reconsume_times() != 0 {
+                    sink.redelivered += 1;
+                }
+            }
+            Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
+        },
+    );
+    within("push consumer start", consumer.start())
+        .await
+        .expect("push consumer starts");
+    (consumer, received)
+}
+
+/// Waits until `received` holds `expected.len()` distinct bodies, then checks they are exactly
+/// `expected`, each delivered once and on the first attempt (none came back from the retry topic).
+async fn await_exactly(what: &str, received: &Received, expected: &HashSet<String>) {
+    let deadline = tokio::time::Instant::now() + DELIVERY_LIMIT;
+    loop {
+        let distinct = received.lock().map_or(0, |r| r.bodies.len());
+        if distinct >= expected.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {distinct} of {} messages within {DELIVERY_LIMIT:?}",
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = received.lock().unwrap_or_else(|p| p.into_inner());
+    let bodies: HashSet<String> = received.bodies.keys().cloned().collect();
+    assert_eq!(&bodies, expected, "{what}: wrong message set");
+    let repeated: Vec<_> = received.bodies.iter().filter(|(_, &n)| n != 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "{what}: delivered more than once: {repeated:?}"
+    );
+    assert_eq!(received.redelivered, 0, "{what}: redeliveries");
+}
+
+/// Produces `messages` to a new topic on a broker with `cores` executors, then checks two push consumer groups: one on `*` gets
+/// every message exactly once, one on `TagB` gets exactly the TagB messages.
+fn produce_and_push_consume(
+    cores: usize,
+    serialize_type: SerializeType,
+    messages: usize,
+    scope: &str,
+) {
+    let client = ClientHarness::new(scope, serialize_type);
+    let cluster = Cluster::start(cores, &client);
+    let topic = format!("TernCompatPush_{scope}");
+    let started = std::time::Instant::now();
+    client.block_on(produce(&client, &cluster.namesrv, &topic, 0..messages));
+    eprintln!("{scope}: produced {messages} in {:?}", started.elapsed());
+
+    let all: HashSet<String> = (0..messages).map(message_body).collect();
+    let tag_b: HashSet<String> = (0..messages)
+        .filter(|i| TAGS[i % TAGS.len()] == "TagB")
+        .map(message_body)
+        .collect();
+    let started = std::time::Instant::now();
+    client.block_on(async {
+        let (mut every, every_received) = push_consumer(
+            &client,
+            &cluster.namesrv,
+            &format!("{topic}_CG_all"),
+            &topic,
+            "*",
+        )
+        .await;
+        let (mut only_b, b_received) = push_consumer(
+            &client,
+            &cluster.namesrv,
+            &format!("{topic}_CG_b"),
+            &topic,
+            "TagB",
+        )
+        .await;
+        await_exactly("group on *", &every_received, &all).await;
+        await_exactly("group on TagB", &b_received, &tag_b).await;
+        eprintln!("{scope}: both groups consumed in {:?}", started.elapsed());
+        within("push consumer shutdown", every.shutdown()).await;
+        within("push consumer shutdown", only_b.shutdown()).await;
+    });
+    drop(cluster);
+}
+
+#[test]
+fn push_consumers_receive_all_and_by_tag_json_one_core() {
+    produce_and_push_consume(1, SerializeType::JSON, MESSAGES, "push_json_1");
+}
+
+#[test]
+fn push_consumers_receive_all_and_by_tag_json_two_cores() {
+    produce_and_push_consume(2, SerializeType::JSON, MESSAGES, "push_json_2");
+}
+
+#[test]
+fn push_consumers_receive_all_and_by_tag_rocketmq_two_cores() {
+    produce_and_push_consume(2, SerializeType::ROCKETMQ, MESSAGES, "push_rmq_2");
+}
+
+/// Issue 4's full size: 10,000 messages (about 10 s of sync sends here; run with `--ignored`).
+#[test]
+#[ignore = "slow: 10,000 sync sends"]
+fn push_consumers_receive_ten_thousand_json_two_cores() {
+    produce_and_push_consume(2, SerializeType::JSON, 10_000, "push_json_2_10k");
+}
+
+/// Reads `topic` as `group` with a lite pull consumer (subscription `*`, from the first offset for
+/// a new group, manual commits) until exactly `expected` arrived, commits synchronously and shuts
+/// the consumer down.
+async fn pull_exactly(
+    client: &ClientHarness,
+    namesrv: &NamesrvProcess,
+    group: &str,
+    topic: &str,
+    expected: &HashSet<String>,
+) {
+    let consumer = DefaultLitePullConsumer::builder(client.runtime())
+        .consumer_group(group)
+        .name_server_addr(namesrv.addr_string())
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .auto_commit(false)
+        .pull_batch_size(32)
+        .poll_timeout_millis(200)
+        .broker_suspend_max_time_millis(200)
+        .consumer_timeout_millis_when_suspend(1000)
+        .build()
+        .expect("lite pull consumer builds");
+    within("subscribe", consumer.subscribe_with_expression(topic, "*"))
+        .await
+        .expect("subscribe");
+    within("lite pull consumer start", consumer.start())
+        .await
+        .expect("lite pull consumer starts");
+    let mut received: HashMap<String, usize> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + DELIVERY_LIMIT;
+    while received.len() < expected.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{group}: {} of {} messages within {DELIVERY_LIMIT:?}",
+            received.len(),
+            expected.len()
+        );
+        for msg in within("poll", consumer.poll()).await {
+            let body = msg.body().unwrap_or_default();
+            *received
+                .entry(String::from_utf8_lossy(&body).into_owned())
+                .or_default() += 1;
+        }
+    }
+    // Nothing beyond the expected set is pending: one more poll comes back empty.
+    let extra = within("final poll", consumer.poll()).await;
+    assert!(
+        extra.is_empty(),
+        "{group}: unexpected extra messages: {}",
+        extra.len()
+    );
+    within("commit", consumer.commit_sync()).await;
+    within("lite pull consumer shutdown", consumer.shutdown()).await;
+    let bodies: HashSet<String> = received.keys().cloned().collect();
+    assert_eq!(&bodies, expected, "{group}: wrong message set");
+    let repeated: Vec<_> = received.iter().filter(|(_, &n)| n != 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "{group}: delivered more than once: {repeated:?}"
+    );
+}
+
+/// Bodies of messages `range`.
+fn bodies(range: std::ops::Range<usize>) -> HashSet<String> {
+    range.map(message_body).collect()
+}
+
+/// A lite pull consumer reads a topic from offset 0 and commits; a restarted consumer of the
+/// same group reads only what was produced since; after a SIGTERM restart of the broker, a third
+/// one again resumes from the committed offsets.
+fn pull_commit_and_resume(cores: usize, serialize_type: SerializeType, scope: &str) {
+    let client = ClientHarness::new(scope, serialize_type);
+    let mut cluster = Cluster::start(cores, &client);
+    let topic = format!("TernCompatPull_{scope}");
+    let group = format!("{topic}_CG");
+    let started = std::time::Instant::now();
+    client.block_on(async {
+        produce(&client, &cluster.namesrv, &topic, 0..300).await;
+        pull_exactly(&client, &cluster.namesrv, &group, &topic, &bodies(0..300)).await;
+        produce(&client, &cluster.namesrv, &topic, 300..400).await;
+        pull_exactly(&client, &cluster.namesrv, &group, &topic, &bodies(300..400)).await;
+    });
+    cluster.broker.stop();
+    cluster.broker.restart();
+    // A fresh client runtime: nothing cached on the client side survives, the offsets must come
+    // from the restarted broker.
+    drop(client);
+    let client = ClientHarness::new(&format!("{scope}_after"), serialize_type);
+    cluster.await_route(&client, &topic);
+    client.block_on(async {
+        produce(&client, &cluster.namesrv, &topic, 400..450).await;
+        pull_exactly(&client, &cluster.namesrv, &group, &topic, &bodies(400..450)).await;
+    });
+    eprintln!(
+        "{scope}: pull, resume and broker restart in {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn lite_pull_resumes_from_committed_offset_json_one_core() {
+    pull_commit_and_resume(1, SerializeType::JSON, "pull_json_1");
+}
+
+#[test]
+fn lite_pull_resumes_from_committed_offset_rocketmq_two_cores() {
+    pull_commit_and_resume(2, SerializeType::ROCKETMQ, "pull_rmq_2");
 }
