@@ -8,14 +8,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tern_engine::broker::admin_body::{decode_consume_stats, decode_topic_stats, ConsumeStats};
+use tern_engine::broker::routing::owner_core;
 use tern_engine::broker::{Broker, BrokerConfig};
 use tern_net::body::{ClusterInfo, TopicRouteData};
 use tern_net::code::{request, response};
 use tern_net::header::{
-    GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, PullMessageRequestHeader,
-    PullMessageResponseHeader, QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
-    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
-    UpdateConsumerOffsetRequestHeader, ViewMessageRequestHeader,
+    GetConsumeStatsRequestHeader, GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader,
+    GetTopicStatsInfoRequestHeader, PullMessageRequestHeader, PullMessageResponseHeader,
+    QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader, QueryMessageRequestHeader,
+    QueryMessageResponseHeader, SendMessageRequestHeader, SendMessageRequestHeaderV2,
+    SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader, ViewMessageRequestHeader,
 };
 use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
@@ -1072,6 +1075,226 @@ fn send_throughput() {
                 all.len(),
                 all.len() as f64 / secs
             );
+        }
+    })
+    .unwrap();
+    broker.shutdown().expect("shutdown");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn query_message(
+    c: &RemotingClient,
+    addr: &str,
+    topic: &str,
+    key: &str,
+    max_num: i32,
+    unique: bool,
+) -> RemotingCommand {
+    let h = QueryMessageRequestHeader {
+        topic: topic.into(),
+        key: key.into(),
+        max_num,
+        begin_timestamp: 0,
+        end_timestamp: i64::MAX,
+    };
+    let mut cmd = RemotingCommand::request(request::QUERY_MESSAGE).with_header(&h);
+    if unique {
+        cmd = cmd.with_ext("_UNIQUE_KEY_QUERY", "true");
+    }
+    c.invoke(addr, cmd, TIMEOUT).await.unwrap()
+}
+
+async fn consume_stats(c: &RemotingClient, addr: &str, topic: Option<&str>) -> ConsumeStats {
+    let h = GetConsumeStatsRequestHeader {
+        consumer_group: GROUP.into(),
+        topic: topic.map(str::to_string),
+        topic_list: None,
+    };
+    let cmd = RemotingCommand::request(request::GET_CONSUME_STATS).with_header(&h);
+    let rsp = c.invoke(addr, cmd, TIMEOUT).await.unwrap();
+    assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+    decode_consume_stats(&rsp.body).expect("ConsumeStats body")
+}
+
+#[test]
+fn two_cores_answer_topic_stats_consume_stats_and_key_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(broker_config(dir.path()), 2).expect("start");
+    let addr = loopback(broker.local_addr());
+    let topic = "Stats";
+    // A queue owned by core 1: its pull commits travel to the state core over the mesh.
+    let remote_q = (0..4).find(|&q| owner_core(topic, q, 2) == 1).unwrap();
+    tern_runtime::block_on("stats", async {
+        let c = client();
+        let t0 = now_ms();
+        // Queue q holds q + 1 messages, keyed "k<q>" and "shared".
+        for q in 0..4 {
+            for i in 0..=q {
+                let mut h = send_header(topic, q, "T", &format!("k{q} shared"));
+                if q == 3 && i == 0 {
+                    let props = h.properties.take().unwrap();
+                    h.properties = Some(format!("{props}UNIQ_KEY\u{1}UNIQ-0001\u{2}"));
+                }
+                let rsp = send(&c, &addr, h, format!("{q}-{i}").as_bytes(), true).await;
+                assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+            }
+        }
+        let t1 = now_ms();
+
+        // GET_TOPIC_STATS_INFO: every queue, from both cores.
+        let cmd = RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(
+            &GetTopicStatsInfoRequestHeader {
+                topic: topic.into(),
+            },
+        );
+        let rsp = c.invoke(&addr, cmd, TIMEOUT).await.unwrap();
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        let stats = decode_topic_stats(&rsp.body).unwrap();
+        assert_eq!(stats.offset_table.len(), 4);
+        for (q, (mq, off)) in stats.offset_table.iter().enumerate() {
+            assert_eq!(
+                (mq.topic.as_str(), mq.broker_name.as_str()),
+                (topic, "broker-a")
+            );
+            assert_eq!(mq.queue_id, q as i32);
+            assert_eq!((off.min_offset, off.max_offset), (0, q as i64 + 1));
+            assert!((t0..=t1).contains(&off.last_update_timestamp), "{off:?}");
+        }
+        let cmd = RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(
+            &GetTopicStatsInfoRequestHeader {
+                topic: "NoSuchTopic".into(),
+            },
+        );
+        let rsp = c.invoke(&addr, cmd, TIMEOUT).await.unwrap();
+        assert_eq!(rsp.code, response::TOPIC_NOT_EXIST);
+
+        // GET_CONSUME_STATS: committed offsets from the state core, max offsets from the owners.
+        assert!(consume_stats(&c, &addr, None).await.offset_table.is_empty());
+        for q in 0..4 {
+            if q != remote_q {
+                update_offset(&c, &addr, topic, q, q as i64).await;
+            }
+        }
+        // A pull on core 1's queue commits there and forwards the commit to the state core.
+        let commit = pull_header(topic, remote_q, 0, "*", 1 | 4, 0);
+        let commit = PullMessageRequestHeader {
+            commit_offset: remote_q as i64 + 1,
+            ..commit
+        };
+        let (rsp, _) = pull(&c, &addr, commit).await;
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        let want_committed = |q: i32| {
+            if q == remote_q {
+                q as i64 + 1
+            } else {
+                q as i64
+            }
+        };
+        let stats = loop {
+            let stats = consume_stats(&c, &addr, Some(topic)).await;
+            let remote = stats.offset_table.values().nth(remote_q as usize);
+            if remote.is_some_and(|w| w.consumer_offset == want_committed(remote_q)) {
+                break stats;
+            }
+            tern_runtime::yield_if_needed().await;
+        };
+        assert_eq!(stats.offset_table.len(), 4);
+        for (q, (mq, w)) in stats.offset_table.iter().enumerate() {
+            let q = q as i32;
+            assert_eq!(mq.queue_id, q);
+            assert_eq!(w.broker_offset, q as i64 + 1);
+            assert_eq!(w.consumer_offset, want_committed(q));
+            assert_eq!(w.pull_offset, w.consumer_offset);
+            if w.consumer_offset > 0 {
+                assert!((t0..=t1).contains(&w.last_timestamp), "{w:?}");
+            } else {
+                assert_eq!(w.last_timestamp, 0);
+            }
+        }
+        let all = consume_stats(&c, &addr, None).await;
+        assert_eq!(all, stats, "the group's committed topics are the default");
+
+        // QUERY_MESSAGE: by key over both cores' indexes, limited by maxNum; by unique key.
+        let rsp = query_message(&c, &addr, topic, "shared", 32, false).await;
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        let mut bodies: Vec<Vec<u8>> = records(&rsp.body).into_iter().map(|r| r.0).collect();
+        bodies.sort();
+        assert_eq!(bodies.len(), 10);
+        let h: QueryMessageResponseHeader = rsp.decode_header().unwrap();
+        assert!((t0..=t1).contains(&h.index_last_update_timestamp));
+        assert!(h.index_last_update_phyoffset > 0);
+        let rsp = query_message(&c, &addr, topic, "shared", 3, false).await;
+        assert_eq!(records(&rsp.body).len(), 3);
+        let rsp = query_message(&c, &addr, topic, "k2", 32, false).await;
+        let mut bodies: Vec<Vec<u8>> = records(&rsp.body).into_iter().map(|r| r.0).collect();
+        bodies.sort();
+        assert_eq!(
+            bodies,
+            vec![b"2-0".to_vec(), b"2-1".to_vec(), b"2-2".to_vec()]
+        );
+        let rsp = query_message(&c, &addr, topic, "UNIQ-0001", 1, true).await;
+        assert_eq!(records(&rsp.body)[0].0, b"3-0");
+        let rsp = query_message(&c, &addr, topic, "absent", 32, false).await;
+        assert_eq!(rsp.code, response::QUERY_NOT_FOUND);
+        assert!(rsp.body.is_empty());
+
+        // GET_CONSUMER_CONNECTION_LIST: the group's members as their heartbeats described them.
+        let rsp = c
+            .invoke(&addr, heartbeat("client-7", GROUP, topic), TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(rsp.code, response::SUCCESS);
+        let ask = |group: &str| {
+            RemotingCommand::request(request::GET_CONSUMER_CONNECTION_LIST)
+                .with_ext("consumerGroup", group)
+        };
+        let rsp = c.invoke(&addr, ask(GROUP), TIMEOUT).await.unwrap();
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        let list: serde_json::Value = serde_json::from_slice(&rsp.body).unwrap();
+        assert_eq!(list["connectionSet"][0]["clientId"], "client-7");
+        let client_addr = list["connectionSet"][0]["clientAddr"].as_str().unwrap();
+        assert!(client_addr.starts_with("127.0.0.1:"), "{client_addr}");
+        assert_eq!(list["messageModel"], "CLUSTERING");
+        assert_eq!(list["subscriptionTable"][topic]["subString"], "*");
+        let rsp = c.invoke(&addr, ask("offline"), TIMEOUT).await.unwrap();
+        assert_eq!(rsp.code, response::CONSUMER_NOT_ONLINE);
+
+        // GET_BROKER_CONFIG: the settings as properties text.
+        let cmd = RemotingCommand::request(request::GET_BROKER_CONFIG);
+        let rsp = c.invoke(&addr, cmd, TIMEOUT).await.unwrap();
+        assert_eq!(rsp.code, response::SUCCESS);
+        let text = String::from_utf8(rsp.body.clone()).unwrap();
+        assert!(text.lines().any(|l| l == "brokerName=broker-a"), "{text}");
+        assert!(rsp.ext("version").unwrap().contains("\"counter\""));
+
+        // A last commit on core 1 right before shutdown: the state core persists only after
+        // core 1 has drained, so it is not lost.
+        let last = PullMessageRequestHeader {
+            commit_offset: 0,
+            ..pull_header(topic, remote_q, 0, "*", 1 | 4, 0)
+        };
+        let (rsp, _) = pull(&c, &addr, last).await;
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+    })
+    .unwrap();
+    broker.shutdown().expect("shutdown");
+
+    // The commit forwarded from core 1 reached the state core's final persist.
+    let broker = Broker::start(broker_config(dir.path()), 2).expect("restart");
+    let addr = loopback(broker.local_addr());
+    tern_runtime::block_on("stats-restart", async {
+        let c = client();
+        for q in 0..4 {
+            let rsp = query_offset(&c, &addr, topic, q).await;
+            let h: QueryConsumerOffsetResponseHeader = rsp.decode_header().unwrap();
+            let want = if q == remote_q { 0 } else { q as i64 };
+            assert_eq!(h.offset, want, "queue {q}");
         }
     })
     .unwrap();

@@ -2,12 +2,13 @@
 //! SEARCH_OFFSET_BY_TIMESTAMP (29), GET_EARLIEST_MSG_STORETIME (32) and VIEW_MESSAGE_BY_ID (33),
 //! answered by the core owning the queue or the CommitLog; UPDATE_AND_CREATE_TOPIC (17),
 //! DELETE_TOPIC_IN_BROKER (215), UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200) applied on every core;
-//! GET_ALL_TOPIC_CONFIG (21) and GET_BROKER_RUNTIME_INFO (28) answered from the local copy.
+//! GET_ALL_TOPIC_CONFIG (21), GET_BROKER_RUNTIME_INFO (28) and GET_BROKER_CONFIG (26) answered from
+//! the local copy.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use tern_net::body::{KvTable, TopicConfig};
+use tern_net::body::{DataVersion, KvTable, TopicConfig};
 use tern_net::code::{request, response};
 use tern_net::header::{
     CreateTopicRequestHeader, DeleteTopicRequestHeader, GetEarliestMsgStoretimeRequestHeader,
@@ -199,6 +200,17 @@ impl Core {
         }
         self.upsert_group(cfg);
         Reply::new(success(req))
+    }
+
+    /// The settings as `key=value` lines in the body (RocketMQ's format) and the configuration's
+    /// DataVersion JSON in the `version` header field. Tern's settings do not change at run time,
+    /// so the version is fixed.
+    pub(crate) fn on_get_broker_config(&self, req: &RemotingCommand) -> Reply {
+        let version = tern_net::body::encode(&DataVersion::default());
+        let rsp = success(req)
+            .with_ext("version", String::from_utf8_lossy(&version))
+            .with_body(self.config.to_properties().into_bytes());
+        Reply::new(rsp)
     }
 
     pub(crate) fn on_runtime_info(&self, req: &RemotingCommand) -> Reply {

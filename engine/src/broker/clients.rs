@@ -92,9 +92,21 @@ pub struct ConnectionRef {
     pub conn_id: u64,
 }
 
+/// What a member's client said about itself (GET_CONSUMER_CONNECTION_LIST).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The client's `ip:port`.
+    pub addr: String,
+    /// The language name from the request (JAVA, RUST, ...).
+    pub language: String,
+    /// The client's version code.
+    pub version: i32,
+}
+
 #[derive(Debug)]
 struct Member {
     conn: ConnectionRef,
+    info: ClientInfo,
     last_seen: Instant,
 }
 
@@ -103,6 +115,41 @@ struct Group {
     members: BTreeMap<String, Member>,
     /// Topic → the latest subscription seen for it.
     subscriptions: HashMap<String, SubscriptionData>,
+    /// The latest heartbeat's group settings.
+    settings: ConsumerData,
+}
+
+/// GET_CONSUMER_CONNECTION_LIST's body (`ConsumerConnection`), fields in fastjson order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerConnection {
+    /// The group's online clients.
+    pub connection_set: Vec<Connection>,
+    /// Where a new consumer starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consume_from_where: Option<String>,
+    /// CONSUME_ACTIVELY or CONSUME_PASSIVELY.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consume_type: Option<String>,
+    /// CLUSTERING or BROADCASTING.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_model: Option<String>,
+    /// Topic → subscription.
+    pub subscription_table: BTreeMap<String, SubscriptionData>,
+}
+
+/// One client of a [`ConsumerConnection`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    /// The client's `ip:port`.
+    pub client_addr: String,
+    /// The client instance id.
+    pub client_id: String,
+    /// Its language name.
+    pub language: String,
+    /// Its version code.
+    pub version: i32,
 }
 
 /// What a membership change requires.
@@ -126,15 +173,23 @@ impl ConsumerGroups {
         &mut self,
         client_id: &str,
         conn: ConnectionRef,
+        info: &ClientInfo,
         data: &ConsumerData,
         now: Instant,
     ) -> Change {
         let mut change = Change::default();
         let group = self.groups.entry(data.group_name.clone()).or_default();
+        group.settings.consume_type.clone_from(&data.consume_type);
+        group.settings.message_model.clone_from(&data.message_model);
+        group
+            .settings
+            .consume_from_where
+            .clone_from(&data.consume_from_where);
         let joined = match group.members.get_mut(client_id) {
             Some(m) => {
                 let moved = m.conn != conn;
                 m.conn = conn;
+                m.info.clone_from(info);
                 m.last_seen = now;
                 moved
             }
@@ -143,6 +198,7 @@ impl ConsumerGroups {
                     client_id.to_string(),
                     Member {
                         conn,
+                        info: info.clone(),
                         last_seen: now,
                     },
                 );
@@ -210,6 +266,31 @@ impl ConsumerGroups {
         });
     }
 
+    /// The group's connections and settings; `None` when no member is online.
+    pub fn connection_list(&self, group: &str) -> Option<ConsumerConnection> {
+        let g = self.groups.get(group)?;
+        Some(ConsumerConnection {
+            connection_set: g
+                .members
+                .iter()
+                .map(|(id, m)| Connection {
+                    client_addr: m.info.addr.clone(),
+                    client_id: id.clone(),
+                    language: m.info.language.clone(),
+                    version: m.info.version,
+                })
+                .collect(),
+            consume_from_where: g.settings.consume_from_where.clone(),
+            consume_type: g.settings.consume_type.clone(),
+            message_model: g.settings.message_model.clone(),
+            subscription_table: g
+                .subscriptions
+                .iter()
+                .map(|(t, s)| (t.clone(), s.clone()))
+                .collect(),
+        })
+    }
+
     /// Client ids of `group`'s members, sorted.
     pub fn members(&self, group: &str) -> Vec<String> {
         self.groups
@@ -255,12 +336,30 @@ mod tests {
             conn_id: 2,
         };
         let now = Instant::now();
-        let c = groups.heartbeat("c1", a, data, now);
+        let info = ClientInfo {
+            addr: "127.0.0.1:5000".into(),
+            language: "RUST".into(),
+            version: 7,
+        };
+        let c = groups.heartbeat("c1", a, &info, data, now);
         assert_eq!(c.notify, vec![("g".to_string(), vec![a])]);
         assert_eq!(c.subscriptions.len(), 1);
         // Same heartbeat again: nothing changes.
-        assert_eq!(groups.heartbeat("c1", a, data, now), Change::default());
-        let c = groups.heartbeat("c2", b, data, now);
+        assert_eq!(
+            groups.heartbeat("c1", a, &info, data, now),
+            Change::default()
+        );
+        let list = groups.connection_list("g").unwrap();
+        assert_eq!(
+            serde_json::to_string(&list).unwrap(),
+            concat!(
+                r#"{"connectionSet":[{"clientAddr":"127.0.0.1:5000","clientId":"c1","language":"RUST","version":7}],"#,
+                r#""consumeType":"CONSUME_PASSIVELY","messageModel":"CLUSTERING","subscriptionTable":{"T":"#,
+                r#"{"topic":"T","subString":"TagA || TagB","expressionType":null,"subVersion":1}}}"#
+            )
+        );
+        assert!(groups.connection_list("nobody").is_none());
+        let c = groups.heartbeat("c2", b, &info, data, now);
         assert_eq!(c.notify, vec![("g".to_string(), vec![a, b])]);
         assert_eq!(groups.members("g"), vec!["c1", "c2"]);
         let c = groups.connection_closed(a);

@@ -22,6 +22,7 @@
 //! | shortPollingTimeMills | `short_polling_time` | 1000 ms |
 //! | registerNameServerPeriod | `register_period` | 30000 ms |
 //! | flushConsumerOffsetInterval | `flush_offset_interval` | 5000 ms |
+//! | cleanResourceInterval | `clean_resource_interval` (retention passes) | 10000 ms |
 //! | storePathRootDir, maxMessageSize, … | `store` ([`StoreConfig`]) | store root `./data/broker` |
 //!
 //! Each core's store lives under `<storePathRootDir>/core-<k>/` (the store's own layout).
@@ -149,6 +150,8 @@ pub struct BrokerConfig {
     pub register_period: Duration,
     /// Interval between consumer offset persists.
     pub flush_offset_interval: Duration,
+    /// Interval between retention passes on each core.
+    pub clean_resource_interval: Duration,
     /// Storage settings; each core opens shard `k` under `store_path_root_dir/core-<k>`.
     pub store: StoreConfig,
 }
@@ -175,6 +178,7 @@ impl Default for BrokerConfig {
             short_polling_time: Duration::from_millis(1000),
             register_period: Duration::from_secs(30),
             flush_offset_interval: Duration::from_secs(5),
+            clean_resource_interval: Duration::from_secs(10),
             store,
         }
     }
@@ -263,6 +267,7 @@ impl BrokerConfig {
             "shortPollingTimeMills" => self.short_polling_time = millis(key, v)?,
             "registerNameServerPeriod" => self.register_period = millis(key, v)?,
             "flushConsumerOffsetInterval" => self.flush_offset_interval = millis(key, v)?,
+            "cleanResourceInterval" => self.clean_resource_interval = millis(key, v)?,
             _ => {
                 return match self.store.set(key, v) {
                     Ok(true) => Ok(KeyUse::Applied),
@@ -347,6 +352,10 @@ impl BrokerConfig {
             (
                 "flushConsumerOffsetInterval",
                 self.flush_offset_interval.as_millis().to_string(),
+            ),
+            (
+                "cleanResourceInterval",
+                self.clean_resource_interval.as_millis().to_string(),
             ),
             (
                 "storePathRootDir",

@@ -1,5 +1,6 @@
 //! Consumer requests served by the state core: QUERY_CONSUMER_OFFSET (14), UPDATE_CONSUMER_OFFSET
-//! (15), GET_CONSUMER_LIST_BY_GROUP (38), HEART_BEAT (34) and UNREGISTER_CLIENT (35).
+//! (15), GET_CONSUMER_LIST_BY_GROUP (38), GET_CONSUMER_CONNECTION_LIST (203), HEART_BEAT (34) and
+//! UNREGISTER_CLIENT (35).
 //!
 //! Membership changes fan out from here: subscriptions are broadcast to every core and
 //! NOTIFY_CONSUMER_IDS_CHANGED goes out from the cores holding the members' connections.
@@ -22,8 +23,8 @@ use tern_net::header::{
 use tern_net::transport::Reply;
 use tern_net::RemotingCommand;
 
-use super::clients::{ConnectionRef, HeartbeatData};
-use super::core::{reply, success, Core, MeshMsg, Origin, ORIGIN_CONN, ORIGIN_CORE};
+use super::clients::{ClientInfo, ConnectionRef, HeartbeatData};
+use super::core::{reply, success, Core, MeshMsg, Origin, ORIGIN_ADDR, ORIGIN_CONN, ORIGIN_CORE};
 use super::routing::{owner_core, STATE_CORE};
 use super::topics::{self, perm};
 
@@ -46,6 +47,7 @@ impl Core {
         Some(match req.code {
             request::QUERY_CONSUMER_OFFSET => self.query_offset(&req).await,
             request::UPDATE_CONSUMER_OFFSET => self.update_offset(&req),
+            request::GET_CONSUMER_CONNECTION_LIST => self.consumer_connections(&req),
             _ => self.consumer_list(&req),
         })
     }
@@ -149,6 +151,24 @@ impl Core {
         Reply::new(success(req).with_body(body))
     }
 
+    fn consumer_connections(&self, req: &RemotingCommand) -> Reply {
+        let Some(group) = req.ext("consumerGroup") else {
+            return reply(
+                req,
+                response::SYSTEM_ERROR,
+                "the field consumerGroup is null",
+            );
+        };
+        match self.members.borrow().connection_list(group) {
+            Some(list) => Reply::new(success(req).with_body(tern_net::body::encode(&list))),
+            None => reply(
+                req,
+                response::CONSUMER_NOT_ONLINE,
+                format!("the consumer group[{group}] not online"),
+            ),
+        }
+    }
+
     pub(crate) async fn on_client_request(
         self: &Rc<Self>,
         mut req: RemotingCommand,
@@ -160,6 +180,8 @@ impl Core {
                     .borrow_mut()
                     .entry(info.id)
                     .or_insert_with(|| info.outbound());
+                req.ext_fields
+                    .insert(ORIGIN_ADDR.into(), info.peer.to_string());
                 ConnectionRef {
                     core: self.index,
                     conn_id: info.id,
@@ -206,6 +228,11 @@ impl Core {
             }
         };
         let now = Instant::now();
+        let info = ClientInfo {
+            addr: req.ext(ORIGIN_ADDR).unwrap_or_default().to_string(),
+            language: req.language.name().to_string(),
+            version: req.version,
+        };
         for consumer in &data.consumer_data_set {
             let Some(group) = self.group_or_create(&consumer.group_name) else {
                 continue;
@@ -219,10 +246,10 @@ impl Core {
                     perm::READ | perm::WRITE,
                 ));
             }
-            let change = self
-                .members
-                .borrow_mut()
-                .heartbeat(&data.client_id, conn, consumer, now);
+            let change =
+                self.members
+                    .borrow_mut()
+                    .heartbeat(&data.client_id, conn, &info, consumer, now);
             self.apply_membership_change(change);
         }
         let mut rsp = success(req);

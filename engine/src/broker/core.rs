@@ -33,6 +33,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) const ORIGIN_CORE: &str = "ternOriginCore";
 /// See [`ORIGIN_CORE`].
 pub(crate) const ORIGIN_CONN: &str = "ternOriginConn";
+/// See [`ORIGIN_CORE`]: the client's `ip:port`.
+pub(crate) const ORIGIN_ADDR: &str = "ternOriginAddr";
 
 /// What cores send each other over the mesh. Everything is owned data (`Send`).
 #[derive(Debug)]
@@ -89,6 +91,9 @@ pub enum MeshMsg {
         /// The connection's id.
         conn_id: u64,
     },
+    /// The sending core is shutting down and will send no more offset commits (to the state core,
+    /// which persists offsets only once every other core has sent this).
+    Drained,
 }
 
 /// Where a request came from.
@@ -138,6 +143,10 @@ pub(crate) struct Core {
     pub(crate) groups_changed: Signal,
     pub(crate) stats: Stats,
     next_queue: Cell<u32>,
+    /// Set at shutdown: requests from this core's connections are refused from then on.
+    closing: Cell<bool>,
+    /// Other cores that sent [`MeshMsg::Drained`] (state core), fired on each.
+    drained: Signal,
 }
 
 impl Core {
@@ -172,6 +181,8 @@ impl Core {
             groups_changed: Signal::default(),
             stats: Stats::default(),
             next_queue: Cell::new(0),
+            closing: Cell::new(false),
+            drained: Signal::default(),
         })
     }
 
@@ -183,6 +194,34 @@ impl Core {
                 core.on_mesh(from, msg);
             }
         });
+    }
+
+    /// Starts shutting down: from now on requests arriving on this core's connections are answered
+    /// SYSTEM_BUSY (forwarded requests and mesh messages are still served), so no new offset
+    /// commit starts here.
+    pub(crate) fn begin_closing(&self) {
+        self.closing.set(true);
+    }
+
+    /// Tells the state core this core sends no more commits (call after [`Self::begin_closing`]
+    /// and once requests in flight have finished). Mesh order delivers earlier commits first.
+    pub(crate) fn announce_drained(&self) {
+        if self.index != STATE_CORE {
+            self.send_mesh(STATE_CORE, MeshMsg::Drained);
+        }
+    }
+
+    /// On the state core: waits until every other core has announced it is drained, or `limit`
+    /// passed. Returns whether all did.
+    pub(crate) async fn wait_drained(&self, limit: Duration) -> bool {
+        let others = self.cores as u64 - 1;
+        tern_runtime::timeout(limit, async {
+            while self.drained.generation() < others {
+                self.drained.changed_since(self.drained.generation()).await;
+            }
+        })
+        .await
+        .is_some()
     }
 
     /// Stops sending over the mesh (shutdown).
@@ -236,6 +275,7 @@ impl Core {
             MeshMsg::NotifyConsumers { group, conn_ids } => {
                 self.notify_local_consumers(&group, &conn_ids)
             }
+            MeshMsg::Drained => self.drained.fire(),
             MeshMsg::ConnectionClosed { conn_id } => {
                 let change = self.members.borrow_mut().connection_closed(ConnectionRef {
                     core: from,
@@ -312,6 +352,13 @@ impl Core {
         req: RemotingCommand,
         origin: Origin<'_>,
     ) -> Option<Reply> {
+        if self.closing.get() && matches!(origin, Origin::Local(_)) {
+            return Some(reply(
+                &req,
+                response::SYSTEM_BUSY,
+                "broker is shutting down",
+            ));
+        }
         match req.code {
             request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
                 self.on_send(req, origin).await
@@ -320,7 +367,10 @@ impl Core {
             request::CONSUMER_SEND_MSG_BACK => self.on_send_back(req).await,
             request::QUERY_CONSUMER_OFFSET
             | request::UPDATE_CONSUMER_OFFSET
-            | request::GET_CONSUMER_LIST_BY_GROUP => self.on_state_core_request(req, origin).await,
+            | request::GET_CONSUMER_LIST_BY_GROUP
+            | request::GET_CONSUMER_CONNECTION_LIST => {
+                self.on_state_core_request(req, origin).await
+            }
             request::HEART_BEAT | request::UNREGISTER_CLIENT => {
                 self.on_client_request(req, origin).await
             }
@@ -329,11 +379,15 @@ impl Core {
             | request::SEARCH_OFFSET_BY_TIMESTAMP
             | request::GET_EARLIEST_MSG_STORETIME => self.on_queue_query(req, origin).await,
             request::VIEW_MESSAGE_BY_ID => self.on_view_message(req, origin).await,
+            request::QUERY_MESSAGE => self.on_query_message(req, origin).await,
+            request::GET_TOPIC_STATS_INFO => self.on_topic_stats(req, origin).await,
+            request::GET_CONSUME_STATS => self.on_consume_stats(req, origin).await,
             request::UPDATE_AND_CREATE_TOPIC => Some(self.on_create_topic(&req)),
             request::DELETE_TOPIC_IN_BROKER => Some(self.on_delete_topic(&req)),
             request::GET_ALL_TOPIC_CONFIG => Some(self.on_get_all_topic_config(&req)),
             request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => Some(self.on_create_group(&req)),
             request::GET_BROKER_RUNTIME_INFO => Some(self.on_runtime_info(&req)),
+            request::GET_BROKER_CONFIG => Some(self.on_get_broker_config(&req)),
             _ => Some(tern_net::transport::not_supported(&req)),
         }
     }

@@ -17,9 +17,11 @@
 //! | SEND_MESSAGE(_V2), SEND_BATCH_MESSAGE, PULL_MESSAGE, LITE_PULL_MESSAGE, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME | the queue's owner |
 //! | VIEW_MESSAGE_BY_ID | the core named by the offset's top byte |
 //! | CONSUMER_SEND_MSG_BACK | reads on the core holding the message, stores on the retry queue's owner |
-//! | QUERY/UPDATE_CONSUMER_OFFSET, HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP | the state core ([`routing::STATE_CORE`], core 0) |
+//! | QUERY/UPDATE_CONSUMER_OFFSET, HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP, GET_CONSUMER_CONNECTION_LIST | the state core ([`routing::STATE_CORE`], core 0) |
+//! | GET_CONSUME_STATS | the state core (committed offsets), asking each queue's owner for its max offset (`stats.rs`) |
+//! | GET_TOPIC_STATS_INFO, QUERY_MESSAGE | the receiving core, merging every core's part (`stats.rs`, `query.rs`) |
 //! | UPDATE_AND_CREATE_TOPIC, DELETE_TOPIC_IN_BROKER, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP | the receiving core, then broadcast |
-//! | GET_ALL_TOPIC_CONFIG, GET_BROKER_RUNTIME_INFO | the receiving core (its counters) |
+//! | GET_ALL_TOPIC_CONFIG, GET_BROKER_RUNTIME_INFO, GET_BROKER_CONFIG | the receiving core (its counters) |
 //! | anything else | REQUEST_CODE_NOT_SUPPORTED |
 //!
 //! A request for another core travels whole over the mesh ([`tern_runtime::mesh`], batched per
@@ -32,7 +34,9 @@
 //!   broadcast ([`core::MeshMsg`]). Mesh order per sender guarantees a topic auto-created by a send
 //!   reaches the queue's owner before the forwarded send does. The state core persists both.
 //! - Consumer offsets: kept on the state core only (pull commits from other cores are sent to it
-//!   one-way) and persisted there.
+//!   one-way) and persisted there. At shutdown every core stops taking client requests; the other
+//!   cores close their stores and then tell the state core they are drained, and only then does the
+//!   state core write its final `consumerOffset.json`, so no forwarded commit is lost.
 //! - Group membership (heartbeats): on the state core; other cores forward heartbeats with the
 //!   connection's place and send NOTIFY_CONSUMER_IDS_CHANGED on their own connections when told.
 //!   Subscriptions from heartbeats are broadcast so the owner of a queue can filter pulls.
@@ -49,6 +53,7 @@
 //! `flushConsumerOffsetInterval`) and at shutdown; loaded at start.
 
 mod admin;
+pub mod admin_body;
 pub mod batch;
 pub mod clients;
 pub mod config;
@@ -61,11 +66,13 @@ mod node;
 pub mod offsets;
 pub mod persist;
 pub mod pull;
+mod query;
 mod register;
 pub mod routing;
 mod send;
 mod send_back;
 mod shard_store;
+mod stats;
 pub mod topics;
 
 pub use config::BrokerConfig;

@@ -38,10 +38,10 @@ pub const OFFSETS_FILE: &str = "consumerOffset.json";
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long shutdown waits for every core to flush.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the state core waits at shutdown for the other cores' last offset commits.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Batches a mesh channel holds.
 const MESH_CAPACITY: usize = 1024;
-/// Maintenance interval for retention passes.
-const RETENTION_INTERVAL: Duration = Duration::from_secs(10);
 /// Delay between a topic change and the registration it triggers (lets bursts coalesce).
 const REGISTER_DEBOUNCE: Duration = Duration::from_millis(20);
 
@@ -273,8 +273,15 @@ async fn run_core(server_core: usize, shared: Arc<Shared>, handler: Rc<BrokerHan
 
     shared.stop.wait().await;
     tracing::info!(core = core.index, "stopping");
+    // Every core stops taking client requests; the others shut their stores (which waits for
+    // operations in flight) and then announce they are drained, so the state core's final persist
+    // includes every offset commit they forwarded.
+    core.begin_closing();
     if let Some(r) = &registrar {
         r.unregister().await;
+        if !core.wait_drained(DRAIN_TIMEOUT).await {
+            tracing::warn!("not every core drained in time; late offset commits may be lost");
+        }
         if let Err(e) = persist_all(&core).await {
             tracing::error!("cannot persist broker state: {e}");
         }
@@ -282,6 +289,7 @@ async fn run_core(server_core: usize, shared: Arc<Shared>, handler: Rc<BrokerHan
     if let Err(e) = core.store.shutdown().await {
         tracing::error!(core = core.index, "store shutdown: {e}");
     }
+    core.announce_drained();
     core.close_mesh();
     report(&shared, CoreEvent::Stopped);
 }
@@ -400,7 +408,8 @@ async fn persist_all(core: &Core) -> Result<(), PersistError> {
     .await
 }
 
-/// Flushes ConsumeQueues/Index/checkpoint every `flushIntervalConsumeQueue` and runs retention.
+/// Flushes ConsumeQueues/Index/checkpoint every `flushIntervalConsumeQueue` and runs retention
+/// every `cleanResourceInterval` (both rounded up to whole flush intervals).
 async fn maintenance_loop(core: Rc<Core>) {
     let interval = core
         .config
@@ -417,7 +426,7 @@ async fn maintenance_loop(core: Rc<Core>) {
             }
         }
         since_retention += interval;
-        if since_retention >= RETENTION_INTERVAL {
+        if since_retention >= core.config.clean_resource_interval {
             since_retention = Duration::ZERO;
             if let Err(e) = core.store.run_retention().await {
                 tracing::warn!(core = core.index, "retention: {e}");

@@ -70,6 +70,20 @@ impl OffsetTable {
         self.dirty |= self.file.offset_table.len() != before;
     }
 
+    /// The topics `group` has committed offsets for, sorted.
+    pub fn topics_of_group(&self, group: &str) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .file
+            .offset_table
+            .keys()
+            .filter_map(|k| k.rsplit_once(KEY_SEPARATOR))
+            .filter(|(_, g)| *g == group)
+            .map(|(t, _)| t.to_string())
+            .collect();
+        topics.sort();
+        topics
+    }
+
     /// The persisted form, and clears the dirty mark; `None` when nothing changed since last time.
     pub fn take_dirty(&mut self) -> Option<&OffsetFile> {
         if std::mem::take(&mut self.dirty) {
@@ -97,6 +111,10 @@ mod tests {
         t.commit("g", "T", 0, 7);
         t.commit("g", "T", 1, 2);
         assert_eq!(t.query("g", "T", 0), Some(7));
+        t.commit("g2", "U", 0, 1);
+        assert_eq!(t.topics_of_group("g"), vec!["T".to_string()]);
+        assert_eq!(t.topics_of_group("g2"), vec!["U".to_string()]);
+        t.remove_topic("U");
         let json = serde_json::to_string(t.take_dirty().unwrap()).unwrap();
         assert_eq!(json, r#"{"offsetTable":{"T@g":{"0":7,"1":2}}}"#);
         assert!(t.take_dirty().is_none());

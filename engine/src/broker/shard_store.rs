@@ -220,6 +220,43 @@ impl ShardStore {
             .unwrap_or(-1)
     }
 
+    /// Store time of the message at queue offset `offset`; `None` when there is none (empty,
+    /// removed by retention, closed).
+    pub async fn store_time_at(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64> {
+        let store = self.store().ok()?;
+        let result = store.get_messages(topic, queue_id, offset, 1, 1, |_| true);
+        let range = &result.messages.first()?.range;
+        let mut scratch = self.scratch.borrow_mut();
+        let bytes: &[u8] = match range.as_memory() {
+            Some(b) => b,
+            None => {
+                scratch.resize(range.len(), 0);
+                range.copy_to(&mut scratch).ok()?;
+                &scratch
+            }
+        };
+        StoredMessage::decode(bytes).ok().map(|m| m.store_timestamp)
+    }
+
+    /// Messages of `topic` indexed under `key` (KEYS or UNIQ_KEY) stored within
+    /// `[begin_ms, end_ms]`, at most `max`, appended to `out`; returns how many.
+    pub async fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        begin_ms: i64,
+        end_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, ShardStoreError> {
+        let store = self.store()?;
+        let ranges = store.query_by_key(topic, key, max, begin_ms, end_ms).await;
+        for range in &ranges {
+            self.append_range(range, out).await?;
+        }
+        Ok(ranges.len())
+    }
+
     /// The bytes of the record at `phys`, if one starts there.
     pub async fn read_message(&self, phys: i64) -> Result<Option<Vec<u8>>, ShardStoreError> {
         let store = self.store()?;
