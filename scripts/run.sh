@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the release binaries and runs tern-namesrv (127.0.0.1:9876) and, when the tern-broker binary
-# exists, tern-broker (port 10911) in the foreground, data under ./data. Ctrl-C (or SIGTERM) stops
+# Builds the release binaries and runs tern-namesrv (127.0.0.1:9876) and tern-broker (port 10911)
+# in the foreground, data under ./data. Ctrl-C (or SIGTERM) stops
 # both gracefully; if either exits, the other is stopped too.
 #
 # Environment: TERN_DATA (data directory, default ./data), TERN_NAMESRV_LISTEN (default
@@ -14,9 +14,7 @@ profile=${TERN_PROFILE:-release}
 target=${CARGO_TARGET_DIR:-target}
 outdir="$target/$([ "$profile" = dev ] && echo debug || echo "$profile")"
 
-bins=(--bin tern-namesrv)
-[ -f engine/src/bin/tern-broker.rs ] && bins+=(--bin tern-broker)
-cargo build --profile "$profile" -p tern-engine "${bins[@]}"
+cargo build --profile "$profile" -p tern-engine --bin tern-namesrv --bin tern-broker
 
 mkdir -p "$data/namesrv" "$data/broker"
 pids=()
@@ -43,12 +41,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-if [ -x "$outdir/tern-broker" ]; then
-  "$outdir/tern-broker" --namesrv-addr "$host:$port" --store-path-root-dir "$data/broker" &
-  pids+=($!)
-else
-  echo "tern-broker not built; running the nameserver only" >&2
-fi
+"$outdir/tern-broker" --namesrv-addr "$host:$port" --store-path-root-dir "$data/broker" &
+pids+=($!)
 
 # Foreground until one exits (or Ctrl-C), then stop the rest.
 status=0

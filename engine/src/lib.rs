@@ -4,4 +4,5 @@
 
 pub mod broker;
 pub mod namesrv;
+pub mod process;
 pub mod properties;

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tern_engine::broker::{Broker, BrokerConfig};
+use tern_engine::process::{init_logging, StopSignals};
 
 /// The Tern broker (RocketMQ-compatible).
 #[derive(Debug, Parser)]
@@ -67,6 +68,10 @@ struct Args {
     /// mmap or direct (commitLogIoMode).
     #[arg(long)]
     commit_log_io_mode: Option<String>,
+    /// Any broker.properties key (broker or store), as KEY=VALUE; repeatable. Applied after `-c`
+    /// and before the flags above, e.g. `--set flushCommitLogLeastPages=8`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Log filter (overrides RUST_LOG), e.g. `info` or `tern_engine=debug`.
     #[arg(long)]
     log_level: Option<String>,
@@ -102,12 +107,7 @@ fn main() -> ExitCode {
     };
     println!("tern-broker listening on {}", broker.local_addr());
     let _ = std::io::stdout().flush();
-    let stop = broker.stop_signal();
-    std::thread::spawn(move || {
-        let sig = signals.wait();
-        tracing::info!(signal = sig, "stopping");
-        stop.stop();
-    });
+    signals.stop_on_signal(broker.stop_signal());
     match broker.run_until_stopped() {
         Ok(()) => {
             tracing::info!("stopped");
@@ -118,18 +118,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn build_config(args: &Args) -> Result<(BrokerConfig, usize), String> {
@@ -143,6 +131,15 @@ fn build_config(args: &Args) -> Result<(BrokerConfig, usize), String> {
                 u.line,
                 u.key
             );
+        }
+    }
+    for kv in &args.set {
+        let (key, value) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))?;
+        let used = config.set(key.trim(), value).map_err(|e| e.to_string())?;
+        if used == tern_engine::broker::config::KeyUse::Unknown {
+            return Err(format!("--set {kv}: unknown key {}", key.trim()));
         }
     }
     let mut set = |key: &str, value: Option<String>| -> Result<(), String> {
@@ -186,35 +183,4 @@ fn build_config(args: &Args) -> Result<(BrokerConfig, usize), String> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     Ok((config, cores))
-}
-
-/// SIGTERM and SIGINT, blocked in every thread and collected by one waiter.
-struct StopSignals {
-    set: libc::sigset_t,
-}
-
-impl StopSignals {
-    /// Blocks SIGTERM and SIGINT in this thread (and threads it starts later).
-    fn block() -> std::io::Result<Self> {
-        // SAFETY: sigset_t is plain data initialised by sigemptyset before use.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            if rc != 0 {
-                return Err(std::io::Error::from_raw_os_error(rc));
-            }
-            Ok(StopSignals { set })
-        }
-    }
-
-    /// Waits for one of the signals and returns its number.
-    fn wait(&self) -> i32 {
-        let mut sig = 0;
-        // SAFETY: `set` is initialised; `sig` is a valid out pointer.
-        unsafe { libc::sigwait(&self.set, &mut sig) };
-        sig
-    }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tern_engine::namesrv::{Namesrv, NamesrvConfig};
+use tern_engine::process::{init_logging, StopSignals};
 
 /// The Tern nameserver (RocketMQ-compatible).
 #[derive(Debug, Parser)]
@@ -76,12 +77,7 @@ fn main() -> ExitCode {
     };
     println!("tern-namesrv listening on {}", namesrv.local_addr());
     let _ = std::io::stdout().flush();
-    let stop = namesrv.stop_signal();
-    std::thread::spawn(move || {
-        let sig = signals.wait();
-        tracing::info!(signal = sig, "stopping");
-        stop.stop();
-    });
+    signals.stop_on_signal(namesrv.stop_signal());
     match namesrv.join() {
         Ok(()) => {
             tracing::info!("stopped");
@@ -92,18 +88,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn build_config(args: &Args) -> Result<NamesrvConfig, String> {
@@ -140,35 +124,4 @@ fn build_config(args: &Args) -> Result<NamesrvConfig, String> {
         config.limits.max_in_flight = v.max(1);
     }
     Ok(config)
-}
-
-/// SIGTERM and SIGINT, blocked in every thread and collected by one waiter.
-struct StopSignals {
-    set: libc::sigset_t,
-}
-
-impl StopSignals {
-    /// Blocks SIGTERM and SIGINT in this thread (and threads it starts later).
-    fn block() -> std::io::Result<Self> {
-        // SAFETY: sigset_t is plain data initialised by sigemptyset before use.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            if rc != 0 {
-                return Err(std::io::Error::from_raw_os_error(rc));
-            }
-            Ok(StopSignals { set })
-        }
-    }
-
-    /// Waits for one of the signals and returns its number.
-    fn wait(&self) -> i32 {
-        let mut sig = 0;
-        // SAFETY: `set` is initialised; `sig` is a valid out pointer.
-        unsafe { libc::sigwait(&self.set, &mut sig) };
-        sig
-    }
 }

@@ -384,6 +384,38 @@ impl BrokerConfig {
                 "diskMaxUsedSpaceRatio",
                 s.disk_max_used_space_ratio.to_string(),
             ),
+            ("flushIntervalCommitLog", ms(s.flush_interval_commit_log)),
+            (
+                "flushCommitLogLeastPages",
+                s.flush_commit_log_least_pages.to_string(),
+            ),
+            (
+                "flushCommitLogThoroughInterval",
+                ms(s.flush_commit_log_thorough_interval),
+            ),
+            (
+                "flushIntervalConsumeQueue",
+                ms(s.flush_interval_consume_queue),
+            ),
+            (
+                "flushConsumeQueueLeastPages",
+                s.flush_consume_queue_least_pages.to_string(),
+            ),
+            (
+                "flushConsumeQueueThoroughInterval",
+                ms(s.flush_consume_queue_thorough_interval),
+            ),
+            ("syncFlushTimeout", ms(s.sync_flush_timeout)),
+            ("maxHashSlotNum", s.max_hash_slot_num.to_string()),
+            ("maxIndexNum", s.max_index_num.to_string()),
+            (
+                "commitLogIoMode",
+                match s.commit_log_io_mode {
+                    tern_store::config::IoMode::Direct => "direct",
+                    _ => "mmap",
+                }
+                .to_string(),
+            ),
         ];
         let mut out = String::new();
         let commit_log = s
@@ -503,4 +535,9 @@ sendMessageThreadPoolNums=128
         assert!(c.set("brokerRole", "LEADER").is_err());
         assert!(c.set("autoCreateTopicEnable", "yes").is_err());
     }
+}
+
+/// A duration as RocketMQ's millisecond settings print it.
+fn ms(d: std::time::Duration) -> String {
+    d.as_millis().to_string()
 }
