@@ -432,6 +432,11 @@ impl BrokerConfig {
     }
 }
 
+/// A duration as RocketMQ's millisecond settings print it.
+fn ms(d: std::time::Duration) -> String {
+    d.as_millis().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,9 +540,4 @@ sendMessageThreadPoolNums=128
         assert!(c.set("brokerRole", "LEADER").is_err());
         assert!(c.set("autoCreateTopicEnable", "yes").is_err());
     }
-}
-
-/// A duration as RocketMQ's millisecond settings print it.
-fn ms(d: std::time::Duration) -> String {
-    d.as_millis().to_string()
 }
