@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tern_engine::broker::admin_body::AdminBodyError;
 use tern_net::body::{self, BodyError, ClusterInfo, TopicRouteData, MASTER_ID};
 use tern_net::code::{request, response};
 use tern_net::header::{CommandHeader, GetRouteInfoRequestHeader, HeaderFieldError};
@@ -263,6 +264,22 @@ pub fn decode_body<T: serde::de::DeserializeOwned>(
         addr: addr.to_string(),
         source,
     })
+}
+
+/// The error for a response body from `addr` that is not the `what` it should be.
+pub fn bad_body(addr: &str, what: &'static str, reason: impl ToString) -> AdminError {
+    AdminError::Body {
+        addr: addr.to_string(),
+        source: BodyError {
+            what,
+            reason: reason.to_string(),
+        },
+    }
+}
+
+/// The error for a fastjson admin body (keyed by message queue) from `addr` that is not `what`.
+pub fn bad_admin_body(addr: &str, what: &'static str, e: AdminBodyError) -> AdminError {
+    bad_body(addr, what, format!("at byte {}: {}", e.at, e.reason))
 }
 
 /// Decodes a typed response header from `addr`.

@@ -107,14 +107,14 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Show a group's consumer offsets and lag on a topic.
+    /// Show a group's consumer offsets and lag (on one topic, or on all the group's topics).
     ConsumerProgress {
         /// The group.
         #[arg(short = 'g', long)]
         group: String,
-        /// The topic.
+        /// Only this topic.
         #[arg(short = 't', long)]
-        topic: String,
+        topic: Option<String>,
     },
     /// List the clients connected in a consumer group.
     ConsumerConnection {
@@ -126,6 +126,11 @@ pub enum Command {
     ClusterList,
     /// Show a broker's runtime statistics.
     BrokerStatus {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show a broker's configuration.
+    GetBrokerConfig {
         #[command(flatten)]
         target: Target,
     },
@@ -146,6 +151,27 @@ pub enum Command {
         /// The key.
         #[arg(short = 'k', long)]
         key: String,
+        /// Earliest store time, milliseconds since the epoch.
+        #[arg(short = 'b', long, default_value_t = 0)]
+        begin: i64,
+        /// Latest store time, milliseconds since the epoch.
+        #[arg(short = 'e', long, default_value_t = i64::MAX)]
+        end: i64,
+    },
+    /// Find a message by its unique key (the client message id producers set).
+    QueryMsgByUniqueKey {
+        /// The topic.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// The unique key (`UNIQ_KEY`).
+        #[arg(short = 'i', long = "msg-id")]
+        msg_id: String,
+        /// Earliest store time, milliseconds since the epoch.
+        #[arg(short = 'b', long, default_value_t = 0)]
+        begin: i64,
+        /// Latest store time, milliseconds since the epoch.
+        #[arg(short = 'e', long, default_value_t = i64::MAX)]
+        end: i64,
     },
     /// Show the message at a queue offset.
     QueryMsgByOffset {
@@ -296,6 +322,8 @@ mod tests {
             "brokerStatus",
             "queryMsgById",
             "queryMsgByKey",
+            "queryMsgByUniqueKey",
+            "getBrokerConfig",
             "queryMsgByOffset",
             "resetOffsetByTime",
             "sendMessage",

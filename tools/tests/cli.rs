@@ -1,19 +1,23 @@
 //! The real `tern` binary against an in-process nameserver (with a broker registration sent by a
 //! remoting client) and against an in-process nameserver plus broker, over loopback sockets.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tern_engine::broker::clients::{ConsumerData, HeartbeatData, SubscriptionData};
 use tern_engine::broker::{Broker, BrokerConfig};
 use tern_engine::namesrv::{Namesrv, NamesrvConfig};
 use tern_net::body::{self, RegisterBrokerBody, TopicConfig};
 use tern_net::code::{request, response};
-use tern_net::header::RegisterBrokerRequestHeader;
+use tern_net::header::{
+    GetMaxOffsetResponseHeader, GetMinOffsetResponseHeader, RegisterBrokerRequestHeader,
+};
 use tern_net::transport::{ClientConfig, RemotingClient};
-use tern_net::RemotingCommand;
+use tern_net::{frame, RemotingCommand};
 
 const FAKE_BROKER: &str = "127.0.0.1:10911";
 
@@ -97,6 +101,12 @@ fn namesrv() -> Namesrv {
 /// Registers a fake broker `broker-a` with `topics` and keeps its connection open (the nameserver
 /// drops a broker whose connection closes) until the returned sender is dropped.
 fn register_fake_broker(namesrv: SocketAddr, topics: &[&str]) -> mpsc::Sender<()> {
+    register_broker_at(namesrv, FAKE_BROKER, topics)
+}
+
+/// Registers `broker-a` at `broker_addr` with `topics` (4 queues each), held as
+/// [`register_fake_broker`] holds it.
+fn register_broker_at(namesrv: SocketAddr, broker_addr: &str, topics: &[&str]) -> mpsc::Sender<()> {
     let mut body = RegisterBrokerBody::default();
     body.topic_config_serialize_wrapper.data_version.counter = 1;
     for t in topics {
@@ -114,34 +124,37 @@ fn register_fake_broker(namesrv: SocketAddr, topics: &[&str]) -> mpsc::Sender<()
     }
     let header = RegisterBrokerRequestHeader {
         broker_name: "broker-a".into(),
-        broker_addr: FAKE_BROKER.into(),
+        broker_addr: broker_addr.into(),
         cluster_name: "DefaultCluster".into(),
         ha_server_addr: "127.0.0.1:10912".into(),
         broker_id: 0,
         compressed: Some(false),
         ..Default::default()
     };
+    let mut req = RemotingCommand::request(request::REGISTER_BROKER)
+        .with_header(&header)
+        .with_body(body::encode(&body));
+    req.version = 475;
+    send_and_hold(namesrv.to_string(), req)
+}
+
+/// Sends `req` to `addr` from a client on its own thread, asserts SUCCESS, and keeps the
+/// connection open (servers forget brokers and consumers whose connection closes) until the
+/// returned sender is dropped.
+fn send_and_hold(addr: String, req: RemotingCommand) -> mpsc::Sender<()> {
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let (done_tx, done_rx) = mpsc::channel();
-    let addr = namesrv.to_string();
     std::thread::spawn(move || {
-        tern_runtime::block_on("fake-broker", async move {
+        tern_runtime::block_on("held-client", async move {
             let client = RemotingClient::new(ClientConfig::default());
-            let mut req = RemotingCommand::request(request::REGISTER_BROKER)
-                .with_header(&header)
-                .with_body(body::encode(&body));
-            req.version = 475;
             let rsp = client.invoke(&addr, req, Duration::from_secs(5)).await;
-            let _ = done_tx.send(rsp.map(|r| r.code).map_err(|e| e.to_string()));
+            let _ = done_tx.send(rsp.map(|r| (r.code, r.remark)).map_err(|e| e.to_string()));
             let _ = tern_runtime::spawn_blocking(move || stop_rx.recv()).await;
         })
         .expect("executor");
     });
-    let code = done_rx
-        .recv()
-        .expect("registration ran")
-        .expect("registered");
-    assert_eq!(code, response::SUCCESS);
+    let (code, remark) = done_rx.recv().expect("request ran").expect("answered");
+    assert_eq!(code, response::SUCCESS, "{remark:?}");
     stop_tx
 }
 
@@ -231,6 +244,97 @@ fn nameserver_commands_print_tables_and_json() {
         &["deleteTopic", "-t", "OrderTopic", "-c", "NoCluster"],
     );
     assert_eq!(run.stderr, "tern: cluster NoCluster is not known\n");
+    ns.stop().unwrap();
+}
+
+/// A broker that predates GET_TOPIC_STATS_INFO and GET_CONSUME_STATS: it answers those
+/// REQUEST_CODE_NOT_SUPPORTED, every queue's offsets as `[0, 7)`, and no committed offsets.
+/// Serves connections one after another on its own thread for the life of the test process.
+fn old_broker() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            while let Some(req) = read_frame(&mut stream) {
+                let rsp = match req.code {
+                    request::GET_MIN_OFFSET => {
+                        RemotingCommand::response_to(&req, response::SUCCESS, None)
+                            .with_header(&GetMinOffsetResponseHeader { offset: 0 })
+                    }
+                    request::GET_MAX_OFFSET => {
+                        RemotingCommand::response_to(&req, response::SUCCESS, None)
+                            .with_header(&GetMaxOffsetResponseHeader { offset: 7 })
+                    }
+                    request::QUERY_CONSUMER_OFFSET => {
+                        RemotingCommand::response_to(&req, response::QUERY_NOT_FOUND, None)
+                    }
+                    _ => RemotingCommand::response_to(
+                        &req,
+                        response::REQUEST_CODE_NOT_SUPPORTED,
+                        None,
+                    ),
+                };
+                let mut out = Vec::new();
+                frame::encode(&rsp, &mut out);
+                if stream.write_all(&out).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    addr
+}
+
+/// One request frame from `stream`; `None` at end of stream or on a bad frame.
+fn read_frame(stream: &mut TcpStream) -> Option<RemotingCommand> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).ok()?;
+    let mut frame = len.to_vec();
+    frame.resize(4 + u32::from_be_bytes(len) as usize, 0);
+    stream.read_exact(&mut frame[4..]).ok()?;
+    frame::decode(&frame).ok()
+}
+
+#[test]
+fn old_brokers_are_read_queue_by_queue() {
+    let ns = namesrv();
+    let n = ns.local_addr().to_string();
+    let b = old_broker();
+    let _broker = register_broker_at(ns.local_addr(), &b.to_string(), &["TBW102", "OldT"]);
+
+    let status = ok(&n, &["topicStatus", "-t", "OldT", "--json"]).json();
+    let rows: Vec<(&str, &str, &str)> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                cell(r, "Queue"),
+                cell(r, "MaxOffset"),
+                cell(r, "LastUpdated"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("0", "7", "-"),
+            ("1", "7", "-"),
+            ("2", "7", "-"),
+            ("3", "7", "-")
+        ]
+    );
+
+    let progress = ok(&n, &["consumerProgress", "-g", "G", "-t", "OldT", "--json"]).json();
+    assert_eq!(progress["totalLag"], 28);
+    assert_eq!(cell(&progress["queues"][3], "ConsumerOffset"), "0");
+    // Without a topic there is nothing to fall back on: the refusal names the request.
+    let run = failed(&n, &["consumerProgress", "-g", "G"]);
+    assert_eq!(
+        run.stderr,
+        format!("tern: {b} does not support request 208 (GET_CONSUME_STATS) yet\n")
+    );
     ns.stop().unwrap();
 }
 
@@ -334,6 +438,29 @@ fn broker_config(dir: &std::path::Path, namesrv: SocketAddr) -> BrokerConfig {
     c
 }
 
+/// A HEART_BEAT (34) of one consumer of `group` subscribed to `topic` with `tags`.
+fn heartbeat(client_id: &str, group: &str, topic: &str, tags: &str) -> RemotingCommand {
+    let data = HeartbeatData {
+        client_id: client_id.to_string(),
+        producer_data_set: Vec::new(),
+        consumer_data_set: vec![ConsumerData {
+            group_name: group.to_string(),
+            consume_type: Some("CONSUME_PASSIVELY".into()),
+            message_model: Some("CLUSTERING".into()),
+            consume_from_where: Some("CONSUME_FROM_LAST_OFFSET".into()),
+            subscription_data_set: vec![SubscriptionData {
+                topic: topic.to_string(),
+                sub_string: tags.to_string(),
+                expression_type: Some("TAG".into()),
+                sub_version: 1,
+            }],
+            unit_mode: false,
+        }],
+    };
+    RemotingCommand::request(request::HEART_BEAT)
+        .with_body(serde_json::to_vec(&data).expect("heartbeat JSON"))
+}
+
 fn cell<'a>(row: &'a Value, key: &str) -> &'a str {
     row[key]
         .as_str()
@@ -393,6 +520,8 @@ fn broker_commands_against_a_live_broker() {
     assert_eq!(cell(sent, "Queue"), "0");
     assert_eq!(cell(sent, "QueueOffset"), "0");
     let msg_id = cell(sent, "MsgId").to_string();
+    let uniq_key = cell(sent, "UniqKey").to_string();
+    assert_eq!(uniq_key.len(), 32, "{uniq_key}");
 
     let by_id = ok(&n, &["queryMsgById", "-i", &msg_id, "--json"]).json();
     assert_eq!(by_id["body"], "hello tern");
@@ -455,22 +584,89 @@ fn broker_commands_against_a_live_broker() {
     let one = ok(&n, &["consumeMessage", "-t", "AdminT", "-c", "1", "--json"]).json();
     assert_eq!(one.as_array().unwrap().len(), 1);
 
-    // topicStatus and consumerProgress from offsets; resetOffsetByTime moves the group to the end.
+    // queryMsgByKey / queryMsgByUniqueKey through the broker's index.
+    let found = ok(&n, &["queryMsgByKey", "-t", "AdminT", "-k", "k2", "--json"]).json();
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["msgId"], msg_id.as_str());
+    assert_eq!(found[0]["uniqKey"], uniq_key.as_str());
+    assert_eq!(found[0]["queueOffset"], 0);
+    assert_eq!(found[0]["keys"], serde_json::json!(["k1", "k2"]));
+    let stored_at = found[0]["storeTimestamp"].as_i64().unwrap();
+    assert!(stored_at > 0);
+    let text = ok(&n, &["queryMsgByKey", "-t", "AdminT", "-k", "k1"]).stdout;
+    assert!(
+        text.starts_with("Broker    Queue  Offset  MsgId  ") && text.contains(&msg_id),
+        "{text}"
+    );
+    assert!(text.contains("tagA  k1 k2  20"), "{text}");
+    let run = failed(&n, &["queryMsgByKey", "-t", "AdminT", "-k", "nokey"]);
+    assert_eq!(
+        run.stderr,
+        "tern: no message with key nokey in topic AdminT\n"
+    );
+    let later = (stored_at + 1).to_string();
+    failed(
+        &n,
+        &["queryMsgByKey", "-t", "AdminT", "-k", "k1", "-b", &later],
+    );
+    let by_uniq = ok(
+        &n,
+        &[
+            "queryMsgByUniqueKey",
+            "-t",
+            "AdminT",
+            "-i",
+            &uniq_key,
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(by_uniq[0]["msgId"], msg_id.as_str());
+    let run = failed(
+        &n,
+        &[
+            "queryMsgByUniqueKey",
+            "-t",
+            "AdminT",
+            "-i",
+            "00000000000000000000000000000000",
+        ],
+    );
+    assert!(
+        run.stderr.contains("no message with unique key"),
+        "{}",
+        run.stderr
+    );
+
+    // topicStatus from GET_TOPIC_STATS_INFO; consumerProgress from GET_CONSUME_STATS;
+    // resetOffsetByTime moves the group to the end.
     let status = ok(&n, &["topicStatus", "-t", "AdminT", "--json"]).json();
-    let max: Vec<&str> = status
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| cell(r, "MaxOffset"))
-        .collect();
+    let status = status.as_array().unwrap();
+    let max: Vec<&str> = status.iter().map(|r| cell(r, "MaxOffset")).collect();
     assert_eq!(max, ["1", "1"]);
+    for row in status {
+        assert!(cell(row, "LastUpdated").starts_with("20"), "{row}");
+    }
+    let text = ok(&n, &["topicStatus", "-t", "AdminT"]).stdout;
+    assert!(
+        text.starts_with("Broker    Queue  MinOffset  MaxOffset  LastUpdated\nbroker-a  0      0          1          20"),
+        "{text}"
+    );
+    let run = failed(&n, &["consumerProgress", "-g", "G1"]);
+    assert_eq!(
+        run.stderr,
+        "tern: consumer group G1 has no consume progress (no committed offset, no subscription)\n"
+    );
     let progress = ok(
         &n,
         &["consumerProgress", "-g", "G1", "-t", "AdminT", "--json"],
     )
     .json();
     assert_eq!(progress["totalLag"], 2);
-    assert_eq!(cell(&progress["queues"][0], "ConsumerOffset"), "-");
+    assert_eq!(progress["consumeTps"], 0.0);
+    assert_eq!(cell(&progress["queues"][0], "ConsumerOffset"), "0");
+    assert_eq!(cell(&progress["queues"][0], "Lag"), "1");
     let reset = ok(
         &n,
         &[
@@ -487,7 +683,16 @@ fn broker_commands_against_a_live_broker() {
     .json();
     assert_eq!(cell(&reset[0], "NewOffset"), "1");
     let text = ok(&n, &["consumerProgress", "-g", "G1", "-t", "AdminT"]).stdout;
-    assert!(text.ends_with("Diff Total: 0\n"), "{text}");
+    assert!(
+        text.ends_with("\nConsume TPS: 0.00\nDiff Total: 0\n"),
+        "{text}"
+    );
+    // Without -t: every topic the group has offsets for.
+    let text = ok(&n, &["consumerProgress", "-g", "G1"]).stdout;
+    assert!(
+        text.starts_with("Topic   Broker    Queue  BrokerOffset  ConsumerOffset  Lag  LastTime\nAdminT  broker-a  0      1             1               0    "),
+        "{text}"
+    );
 
     // Groups and broker statistics.
     let run = ok(&n, &["updateSubGroup", "-g", "G1", "-b", &b, "-q", "3"]);
@@ -497,20 +702,34 @@ fn broker_commands_against_a_live_broker() {
     assert!(ok(&n, &["brokerStatus", "-c", "DefaultCluster"])
         .stdout
         .contains("topicCount"));
+    let config = ok(&n, &["getBrokerConfig", "-b", &b, "--json"]).json();
+    assert_eq!(config[&b]["brokerName"], "broker-a");
+    assert_eq!(config[&b]["defaultTopicQueueNums"], "4");
+    let text = ok(&n, &["getBrokerConfig", "-c", "DefaultCluster"]).stdout;
+    assert!(text.contains("brokerName  "), "{text}");
+    assert!(text.contains(" broker-a\n"), "{text}");
+
+    // consumerConnection: none online, then one consumer's heartbeat (its connection held open).
     let run = failed(&n, &["consumerConnection", "-g", "G1"]);
     assert_eq!(run.stderr, "tern: consumer group G1 has no online member\n");
+    let _consumer = send_and_hold(b.clone(), heartbeat("cli-test@1", "G2", "AdminT", "tagA"));
+    let text = ok(&n, &["consumerConnection", "-g", "G2"]).stdout;
+    assert!(text.starts_with("ClientId    ClientAddr"), "{text}");
+    assert!(text.contains("\ncli-test@1  127.0.0.1:"), "{text}");
+    assert!(text.contains("\nAdminT  tagA           TAG\n"), "{text}");
+    assert!(
+        text.ends_with("MessageModel: CLUSTERING\nConsumeFromWhere: CONSUME_FROM_LAST_OFFSET\n"),
+        "{text}"
+    );
+    let conn = ok(&n, &["consumerConnection", "-g", "G2", "--json"]).json();
+    assert_eq!(conn["connectionSet"][0]["clientId"], "cli-test@1");
+    assert_eq!(conn["subscriptionTable"]["AdminT"]["subString"], "tagA");
 
     // Requests the broker does not serve name their code.
     let run = failed(&n, &["deleteSubGroup", "-g", "G1", "-b", &b]);
     assert_eq!(
         run.stderr,
         format!("tern: {b} does not support request 207 (DELETE_SUBSCRIPTIONGROUP) yet\n")
-    );
-    let run = failed(&n, &["queryMsgByKey", "-t", "AdminT", "-k", "k1"]);
-    assert!(
-        run.stderr.contains("request 12 (QUERY_MESSAGE)"),
-        "{}",
-        run.stderr
     );
     let run = failed(&n, &["queryMsgById", "-i", "XYZ"]);
     assert!(

@@ -1,20 +1,23 @@
 //! Consumer-group commands: `updateSubGroup`, `deleteSubGroup`, `consumerProgress`,
 //! `consumerConnection`, `resetOffsetByTime`.
 
-use std::collections::BTreeSet;
-
-use serde_json::{json, Value};
+use serde_json::json;
+use tern_engine::broker::admin_body::{
+    decode_consume_stats, ConsumeStats, MessageQueue, OffsetWrapper,
+};
+use tern_engine::broker::clients::ConsumerConnection;
+use tern_net::body::TopicRouteData;
 use tern_net::code::{request, response};
 use tern_net::header::{
-    GetConsumerListByGroupRequestHeader, QueryConsumerOffsetRequestHeader,
+    GetConsumeStatsRequestHeader, QueryConsumerOffsetRequestHeader,
     QueryConsumerOffsetResponseHeader, SearchOffsetRequestHeader, SearchOffsetResponseHeader,
     UpdateConsumerOffsetRequestHeader,
 };
 use tern_net::RemotingCommand;
 
-use super::topic::{queue_bounds, read_queues};
-use crate::admin::{check, decode_body, decode_header, Admin, AdminError};
-use crate::output::{Report, Table};
+use super::topic::{queue_bounds, read_queues, route_masters};
+use crate::admin::{bad_admin_body, check, decode_body, decode_header, Admin, AdminError};
+use crate::output::{format_millis, Report, Table};
 
 /// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200) with a `SubscriptionGroupConfig` body (RocketMQ's
 /// defaults except the given fields) to each target.
@@ -97,66 +100,204 @@ async fn committed_offset(
     Ok(Some(h.offset))
 }
 
-/// Per queue: the broker's max offset, the group's committed offset and the lag between them (a
-/// queue without a committed offset lags by its whole content), then the total lag.
+/// GET_CONSUME_STATS (208) of `group` (on `topic`, or on every topic it has offsets for) from the
+/// broker at `addr`.
+async fn consume_stats(
+    admin: &Admin,
+    addr: &str,
+    group: &str,
+    topic: Option<&str>,
+) -> Result<ConsumeStats, AdminError> {
+    let cmd = RemotingCommand::request(request::GET_CONSUME_STATS).with_header(
+        &GetConsumeStatsRequestHeader {
+            consumer_group: group.to_string(),
+            topic: topic.map(str::to_string),
+            topic_list: None,
+        },
+    );
+    let rsp = admin.invoke_ok(addr, cmd).await?;
+    decode_consume_stats(&rsp.body).map_err(|e| bad_admin_body(addr, "ConsumeStats", e))
+}
+
+/// For brokers without GET_CONSUME_STATS: one topic's queues on the broker at `addr` from
+/// GET_MIN/MAX_OFFSET and QUERY_CONSUMER_OFFSET (a queue without a committed offset counts from
+/// its minimum).
+async fn consume_stats_by_queue(
+    admin: &Admin,
+    route: &TopicRouteData,
+    addr: &str,
+    group: &str,
+    topic: &str,
+) -> Result<ConsumeStats, AdminError> {
+    let mut stats = ConsumeStats::default();
+    for (broker_name, _, queue_id) in read_queues(route).into_iter().filter(|(_, a, _)| a == addr) {
+        let (min, max) = queue_bounds(admin, addr, topic, queue_id).await?;
+        let consumed = committed_offset(admin, addr, group, topic, queue_id)
+            .await?
+            .unwrap_or(min);
+        let mq = MessageQueue {
+            broker_name,
+            queue_id,
+            topic: topic.to_string(),
+        };
+        let offsets = OffsetWrapper {
+            broker_offset: max,
+            consumer_offset: consumed,
+            last_timestamp: 0,
+            pull_offset: consumed,
+        };
+        stats.offset_table.insert(mq, offsets);
+    }
+    Ok(stats)
+}
+
+/// Per queue (as mqadmin's consumerProgress): the broker's max offset, the group's committed
+/// offset, the lag between them and the store time of the last consumed message; then the
+/// group's consume TPS and total lag. Asks GET_CONSUME_STATS (208) of every master of the topic's
+/// route, or of every registered master without `-t`; a broker answering
+/// REQUEST_CODE_NOT_SUPPORTED is read queue by queue when the topic is named.
 pub async fn consumer_progress(
     admin: &Admin,
     group: &str,
-    topic: &str,
+    topic: Option<&str>,
 ) -> Result<Report, AdminError> {
-    let route = admin.route(topic).await?;
-    let mut table = Table::new(&["Broker", "Queue", "BrokerOffset", "ConsumerOffset", "Lag"]);
+    let (route, masters) = match topic {
+        Some(t) => {
+            let route = admin.route(t).await?;
+            let masters = route_masters(&route);
+            (Some(route), masters)
+        }
+        None => (None, admin.masters(None).await?),
+    };
+    let mut all = ConsumeStats::default();
+    for (_, addr) in &masters {
+        let stats = match (
+            consume_stats(admin, addr, group, topic).await,
+            &route,
+            topic,
+        ) {
+            (Ok(s), ..) => s,
+            (Err(AdminError::NotSupported { .. }), Some(route), Some(topic)) => {
+                consume_stats_by_queue(admin, route, addr, group, topic).await?
+            }
+            (Err(e), ..) => return Err(e),
+        };
+        all.consume_tps += stats.consume_tps;
+        all.offset_table.extend(stats.offset_table);
+    }
+    if all.offset_table.is_empty() {
+        return Err(AdminError::NotFound(format!(
+            "consumer group {group} has no consume progress{} (no committed offset, no subscription)",
+            topic.map(|t| format!(" on {t}")).unwrap_or_default()
+        )));
+    }
+    let mut table = Table::new(&[
+        "Topic",
+        "Broker",
+        "Queue",
+        "BrokerOffset",
+        "ConsumerOffset",
+        "Lag",
+        "LastTime",
+    ]);
     let mut total: i64 = 0;
-    for (broker, addr, q) in read_queues(&route) {
-        let (min, max) = queue_bounds(admin, &addr, topic, q).await?;
-        let consumed = committed_offset(admin, &addr, group, topic, q).await?;
-        let lag = (max - consumed.unwrap_or(min)).max(0);
-        total += lag;
+    for (mq, o) in &all.offset_table {
+        let lag = (o.broker_offset - o.consumer_offset).max(0);
+        total = total.saturating_add(lag);
         table.push([
-            broker,
-            q.to_string(),
-            max.to_string(),
-            consumed.map_or_else(|| "-".to_string(), |o| o.to_string()),
+            mq.topic.clone(),
+            mq.broker_name.clone(),
+            mq.queue_id.to_string(),
+            o.broker_offset.to_string(),
+            o.consumer_offset.to_string(),
             lag.to_string(),
+            format_millis(o.last_timestamp),
         ]);
     }
+    let tps = format!("{:.2}", all.consume_tps);
     let mut text = table.render();
-    text.push_str(&format!("\nDiff Total: {total}\n"));
+    text.push_str(&format!("\nConsume TPS: {tps}\nDiff Total: {total}\n"));
     Ok(Report {
         text,
-        json: json!({ "group": group, "topic": topic, "queues": table.to_json(), "totalLag": total }),
+        json: json!({
+            "group": group,
+            "topic": topic,
+            "queues": table.to_json(),
+            "consumeTps": all.consume_tps,
+            "totalLag": total,
+        }),
     })
 }
 
-/// GET_CONSUMER_LIST_BY_GROUP (38) to every master: the client ids of the group's members.
+/// GET_CONSUMER_CONNECTION_LIST (203) to every master: the group's clients (id, address,
+/// language, version), merged by client id, and its subscriptions. Brokers answering
+/// CONSUMER_NOT_ONLINE are skipped; when all do, [`AdminError::NotFound`].
 pub async fn consumer_connection(admin: &Admin, group: &str) -> Result<Report, AdminError> {
-    let mut ids = BTreeSet::new();
+    let mut merged: Option<ConsumerConnection> = None;
     for (_, addr) in admin.masters(None).await? {
-        let cmd = RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP).with_header(
-            &GetConsumerListByGroupRequestHeader {
-                consumer_group: group.to_string(),
-            },
-        );
+        let cmd = RemotingCommand::request(request::GET_CONSUMER_CONNECTION_LIST)
+            .with_ext("consumerGroup", group);
         let rsp = admin.invoke(&addr, cmd).await?;
-        if rsp.code == response::SYSTEM_ERROR {
-            continue; // RocketMQ's answer for a group without members on that broker.
+        if rsp.code == response::CONSUMER_NOT_ONLINE {
+            continue;
         }
-        let rsp = check(&addr, request::GET_CONSUMER_LIST_BY_GROUP, rsp)?;
-        let list: Value = decode_body(&addr, &rsp)?;
-        if let Some(found) = list.get("consumerIdList").and_then(Value::as_array) {
-            ids.extend(found.iter().filter_map(Value::as_str).map(str::to_string));
+        let rsp = check(&addr, request::GET_CONSUMER_CONNECTION_LIST, rsp)?;
+        let found: ConsumerConnection = decode_body(&addr, &rsp)?;
+        match merged.as_mut() {
+            None => merged = Some(found),
+            Some(m) => {
+                for c in found.connection_set {
+                    if !m.connection_set.iter().any(|x| x.client_id == c.client_id) {
+                        m.connection_set.push(c);
+                    }
+                }
+                for (topic, sub) in found.subscription_table {
+                    m.subscription_table.entry(topic).or_insert(sub);
+                }
+            }
         }
     }
-    if ids.is_empty() {
+    let Some(mut conn) = merged else {
         return Err(AdminError::NotFound(format!(
             "consumer group {group} has no online member"
         )));
+    };
+    conn.connection_set
+        .sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    let mut clients = Table::new(&["ClientId", "ClientAddr", "Language", "Version"]);
+    for c in &conn.connection_set {
+        clients.push([
+            c.client_id.clone(),
+            c.client_addr.clone(),
+            c.language.clone(),
+            c.version.to_string(),
+        ]);
     }
-    let mut table = Table::new(&["ClientId"]);
-    for id in &ids {
-        table.push([id.as_str()]);
+    let mut subs = Table::new(&["Topic", "SubExpression", "ExpressionType"]);
+    for (topic, sub) in &conn.subscription_table {
+        subs.push([
+            topic.clone(),
+            sub.sub_string.clone(),
+            sub.expression_type
+                .clone()
+                .unwrap_or_else(|| "TAG".to_string()),
+        ]);
     }
-    Ok(Report::from_table(&table))
+    let mut text = clients.render();
+    text.push('\n');
+    text.push_str(&subs.render());
+    text.push('\n');
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+    text.push_str(&format!(
+        "ConsumeType: {}\nMessageModel: {}\nConsumeFromWhere: {}\n",
+        dash(&conn.consume_type),
+        dash(&conn.message_model),
+        dash(&conn.consume_from_where)
+    ));
+    Ok(Report {
+        text,
+        json: serde_json::to_value(&conn).unwrap_or_default(),
+    })
 }
 
 /// Parses `now` or milliseconds since the epoch.

@@ -1,5 +1,5 @@
-//! Message commands: `sendMessage`, `queryMsgById`, `queryMsgByKey`, `queryMsgByOffset`,
-//! `consumeMessage`.
+//! Message commands: `sendMessage`, `queryMsgById`, `queryMsgByKey`, `queryMsgByUniqueKey`,
+//! `queryMsgByOffset`, `consumeMessage`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,10 +15,10 @@ use tern_store::message::StoredMessage;
 use tern_store::message_id::MessageId;
 use tern_store::properties;
 
-use super::topic::{master_addr, queue_bounds, read_queues};
+use super::topic::{master_addr, queue_bounds, read_queues, route_masters};
 use super::ADMIN_GROUP;
 use crate::admin::{check, decode_header, refusal, Admin, AdminError};
-use crate::output::{Report, Table};
+use crate::output::{format_millis, Report, Table};
 
 /// Queues an auto-created topic gets when the broker creates it from a send.
 const DEFAULT_TOPIC_QUEUES: i32 = 4;
@@ -50,6 +50,16 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
+/// A client message id for `UNIQ_KEY`, as producers set one: 32 hex digits from this process id
+/// and the current time in nanoseconds (one message per process, so unique per host).
+fn unique_key() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:08X}{:024X}", std::process::id(), nanos & ((1 << 96) - 1))
+}
+
 /// SEND_MESSAGE (10) with producer group [`ADMIN_GROUP`] to the chosen broker and queue.
 pub async fn send_message(admin: &Admin, msg: &Outgoing<'_>) -> Result<Report, AdminError> {
     let route = admin.route(msg.topic).await?;
@@ -73,8 +83,12 @@ pub async fn send_message(admin: &Admin, msg: &Outgoing<'_>) -> Result<Report, A
     let addr = master_addr(&route, &queue.broker_name).ok_or_else(|| {
         AdminError::NotFound(format!("broker {} has no master", queue.broker_name))
     })?;
+    let uniq_key = unique_key();
     let mut props = Vec::new();
-    let mut pairs = vec![(properties::WAIT, "true")];
+    let mut pairs = vec![
+        (properties::WAIT, "true"),
+        (properties::UNIQ_KEY, uniq_key.as_str()),
+    ];
     if let Some(k) = msg.keys {
         pairs.push((properties::KEYS, k));
     }
@@ -103,13 +117,21 @@ pub async fn send_message(admin: &Admin, msg: &Outgoing<'_>) -> Result<Report, A
         .with_body(msg.body.as_bytes().to_vec());
     let rsp = admin.invoke_ok(addr, cmd).await?;
     let sent: SendMessageResponseHeader = decode_header(addr, &rsp)?;
-    let mut table = Table::new(&["Broker", "Queue", "QueueOffset", "MsgId", "Status"]);
+    let mut table = Table::new(&[
+        "Broker",
+        "Queue",
+        "QueueOffset",
+        "MsgId",
+        "Status",
+        "UniqKey",
+    ]);
     table.push([
         queue.broker_name.clone(),
         sent.queue_id.to_string(),
         sent.queue_offset.to_string(),
         sent.msg_id.clone(),
         "SEND_OK".to_string(),
+        uniq_key,
     ]);
     Ok(Report::from_table(&table))
 }
@@ -288,7 +310,7 @@ pub async fn query_by_offset(
     Ok(describe(msg))
 }
 
-/// Rows of the message listings (`consumeMessage`, `queryMsgByKey`).
+/// Rows of `consumeMessage`'s listing.
 fn listing() -> Table {
     Table::new(&["Broker", "Queue", "Offset", "MsgId", "Tags", "Keys", "Body"])
 }
@@ -348,40 +370,106 @@ pub async fn consume_message(admin: &Admin, spec: &ConsumeSpec<'_>) -> Result<Re
     Ok(Report::from_table(&table))
 }
 
-/// QUERY_MESSAGE (12) to every master serving the topic: messages whose keys include `key`.
-pub async fn query_by_key(admin: &Admin, topic: &str, key: &str) -> Result<Report, AdminError> {
-    let route = admin.route(topic).await?;
-    let mut table = listing();
-    let mut brokers: Vec<&str> = route
-        .queue_datas
-        .iter()
-        .map(|q| q.broker_name.as_str())
-        .collect();
-    brokers.sort_unstable();
-    brokers.dedup();
-    for broker in brokers {
-        let Some(addr) = master_addr(&route, broker) else {
-            continue;
-        };
-        let cmd = RemotingCommand::request(request::QUERY_MESSAGE).with_header(
+/// What `queryMsgByKey` / `queryMsgByUniqueKey` look for.
+pub struct KeyQuery<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// A key of `KEYS`, or the `UNIQ_KEY` (client message id) when `unique`.
+    pub key: &'a str,
+    /// First store time, milliseconds since the epoch (inclusive).
+    pub begin: i64,
+    /// Last store time, milliseconds since the epoch.
+    pub end: i64,
+    /// A unique-key query (`_UNIQUE_KEY_QUERY=true`).
+    pub unique: bool,
+}
+
+/// Results asked of each broker by a key query (RocketMQ's `maxMsgsNumBatch`).
+const QUERY_MAX_NUM: i32 = 64;
+/// Extension field flagging a unique-key query.
+const UNIQUE_KEY_QUERY: &str = "_UNIQUE_KEY_QUERY";
+
+/// Whether a message an index lookup returned really carries the key (an index matches hashes).
+fn matches_key(msg: &StoredMessage<'_>, query: &KeyQuery<'_>) -> bool {
+    msg.topic == query.topic
+        && if query.unique {
+            msg.uniq_key() == Some(query.key)
+        } else {
+            msg.keys().any(|k| k == query.key)
+        }
+}
+
+/// QUERY_MESSAGE (12) to every master serving the topic; lists the stored messages carrying the
+/// key (msgId is the offset id) with their queue, offset, tags, keys and store time. Brokers
+/// answering QUERY_NOT_FOUND have none; when no broker has one, [`AdminError::NotFound`].
+pub async fn query_by_key(admin: &Admin, query: &KeyQuery<'_>) -> Result<Report, AdminError> {
+    let route = admin.route(query.topic).await?;
+    let mut table = Table::new(&[
+        "Broker",
+        "Queue",
+        "Offset",
+        "MsgId",
+        "Tags",
+        "Keys",
+        "StoreTime",
+    ]);
+    let mut json_rows = Vec::new();
+    for (broker, addr) in route_masters(&route) {
+        let mut cmd = RemotingCommand::request(request::QUERY_MESSAGE).with_header(
             &QueryMessageRequestHeader {
-                topic: topic.to_string(),
-                key: key.to_string(),
-                max_num: 64,
-                begin_timestamp: 0,
-                end_timestamp: i64::MAX,
+                topic: query.topic.to_string(),
+                key: query.key.to_string(),
+                max_num: QUERY_MAX_NUM,
+                begin_timestamp: query.begin,
+                end_timestamp: query.end,
             },
         );
-        let rsp = admin.invoke(addr, cmd).await?;
+        if query.unique {
+            cmd = cmd.with_ext(UNIQUE_KEY_QUERY, "true");
+        }
+        let rsp = admin.invoke(&addr, cmd).await?;
         if rsp.code == response::QUERY_NOT_FOUND {
             continue;
         }
-        let rsp = check(addr, request::QUERY_MESSAGE, rsp)?;
-        for m in decode_all(addr, &rsp.body)? {
-            list_row(&mut table, broker, &m);
+        let rsp = check(&addr, request::QUERY_MESSAGE, rsp)?;
+        for m in decode_all(&addr, &rsp.body)? {
+            if !matches_key(&m, query) {
+                continue;
+            }
+            let id = MessageId::new(m.store_host, m.physical_offset).to_string();
+            let keys: Vec<&str> = m.keys().collect();
+            table.push([
+                broker.clone(),
+                m.queue_id.to_string(),
+                m.queue_offset.to_string(),
+                id.clone(),
+                m.tags().unwrap_or("").to_string(),
+                keys.join(" "),
+                format_millis(m.store_timestamp),
+            ]);
+            json_rows.push(json!({
+                "broker": broker,
+                "msgId": id,
+                "uniqKey": m.uniq_key(),
+                "queueId": m.queue_id,
+                "queueOffset": m.queue_offset,
+                "tags": m.tags(),
+                "keys": keys,
+                "storeTimestamp": m.store_timestamp,
+            }));
         }
     }
-    Ok(Report::from_table(&table))
+    if json_rows.is_empty() {
+        let what = if query.unique { "unique key" } else { "key" };
+        return Err(AdminError::NotFound(format!(
+            "no message with {what} {} in topic {}",
+            query.key, query.topic
+        )));
+    }
+    Ok(Report {
+        text: table.render(),
+        json: Value::Array(json_rows),
+    })
 }
 
 #[cfg(test)]
@@ -453,5 +541,23 @@ mod tests {
             "{}",
             report.text
         );
+    }
+
+    #[test]
+    fn index_hits_must_carry_the_key() {
+        let bytes = two_records();
+        let msg = StoredMessage::decode(&bytes).unwrap();
+        let query = |topic, key, unique| KeyQuery {
+            topic,
+            key,
+            begin: 0,
+            end: i64::MAX,
+            unique,
+        };
+        assert!(matches_key(&msg, &query("T", "k2", false)));
+        assert!(!matches_key(&msg, &query("T", "k", false)));
+        assert!(!matches_key(&msg, &query("Other", "k1", false)));
+        // The records carry no UNIQ_KEY: a unique-key query never matches them.
+        assert!(!matches_key(&msg, &query("T", "k1", true)));
     }
 }

@@ -57,18 +57,50 @@ pub async fn run(admin: &Admin, command: &Command) -> Result<Report, AdminError>
             consumer::delete_sub_group(admin, group, &targets(admin, target).await?).await
         }
         Command::ConsumerProgress { group, topic } => {
-            consumer::consumer_progress(admin, group, topic).await
+            consumer::consumer_progress(admin, group, topic.as_deref()).await
         }
         Command::ConsumerConnection { group } => consumer::consumer_connection(admin, group).await,
         Command::ClusterList => cluster::cluster_list(admin).await,
         Command::BrokerStatus { target } => {
             cluster::broker_status(admin, &targets(admin, target).await?).await
         }
+        Command::GetBrokerConfig { target } => {
+            cluster::broker_config(admin, &targets(admin, target).await?).await
+        }
         Command::QueryMsgById {
             msg_id,
             broker_addr,
         } => message::query_by_id(admin, msg_id, broker_addr.as_deref()).await,
-        Command::QueryMsgByKey { topic, key } => message::query_by_key(admin, topic, key).await,
+        Command::QueryMsgByKey {
+            topic,
+            key,
+            begin,
+            end,
+        } => {
+            let query = message::KeyQuery {
+                topic,
+                key,
+                begin: *begin,
+                end: *end,
+                unique: false,
+            };
+            message::query_by_key(admin, &query).await
+        }
+        Command::QueryMsgByUniqueKey {
+            topic,
+            msg_id,
+            begin,
+            end,
+        } => {
+            let query = message::KeyQuery {
+                topic,
+                key: msg_id,
+                begin: *begin,
+                end: *end,
+                unique: true,
+            };
+            message::query_by_key(admin, &query).await
+        }
         Command::QueryMsgByOffset {
             topic,
             broker_name,

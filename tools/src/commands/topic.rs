@@ -1,17 +1,18 @@
 //! Topic commands: `updateTopic`, `deleteTopic`, `topicList`, `topicRoute`, `topicStatus`.
 
 use serde_json::json;
+use tern_engine::broker::admin_body::decode_topic_stats;
 use tern_net::body::{TopicList, TopicRouteData, MASTER_ID};
 use tern_net::code::request;
 use tern_net::header::{
     CreateTopicRequestHeader, DeleteTopicFromNamesrvRequestHeader, DeleteTopicRequestHeader,
     GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, GetMinOffsetRequestHeader,
-    GetMinOffsetResponseHeader,
+    GetMinOffsetResponseHeader, GetTopicStatsInfoRequestHeader,
 };
 use tern_net::RemotingCommand;
 
-use crate::admin::{decode_body, decode_header, Admin, AdminError};
-use crate::output::{Report, Table};
+use crate::admin::{bad_admin_body, decode_body, decode_header, Admin, AdminError};
+use crate::output::{format_millis, Report, Table};
 
 /// The template topic RocketMQ brokers auto-create topics from.
 const DEFAULT_TOPIC: &str = "TBW102";
@@ -200,13 +201,61 @@ pub async fn queue_bounds(
     Ok((min.offset, max.offset))
 }
 
-/// Min and max offset of every readable queue of the topic.
+/// `(brokerName, master address)` of every broker serving the route, sorted by name.
+pub fn route_masters(route: &TopicRouteData) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = route
+        .queue_datas
+        .iter()
+        .filter_map(|q| {
+            let addr = master_addr(route, &q.broker_name)?;
+            Some((q.broker_name.clone(), addr.to_string()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Min offset, max offset and last update time of every queue of the topic: GET_TOPIC_STATS_INFO
+/// (202) to each master of the route; a broker answering REQUEST_CODE_NOT_SUPPORTED is asked
+/// GET_MIN_OFFSET/GET_MAX_OFFSET per readable queue instead (its update times show as `-`).
 pub async fn topic_status(admin: &Admin, topic: &str) -> Result<Report, AdminError> {
     let route = admin.route(topic).await?;
-    let mut table = Table::new(&["Broker", "Queue", "MinOffset", "MaxOffset"]);
-    for (name, addr, q) in read_queues(&route) {
-        let (min, max) = queue_bounds(admin, &addr, topic, q).await?;
-        table.push([name, q.to_string(), min.to_string(), max.to_string()]);
+    let mut table = Table::new(&["Broker", "Queue", "MinOffset", "MaxOffset", "LastUpdated"]);
+    for (name, addr) in route_masters(&route) {
+        let cmd = RemotingCommand::request(request::GET_TOPIC_STATS_INFO).with_header(
+            &GetTopicStatsInfoRequestHeader {
+                topic: topic.to_string(),
+            },
+        );
+        match admin.invoke_ok(&addr, cmd).await {
+            Ok(rsp) => {
+                let stats = decode_topic_stats(&rsp.body)
+                    .map_err(|e| bad_admin_body(&addr, "TopicStatsTable", e))?;
+                for (mq, off) in &stats.offset_table {
+                    table.push([
+                        mq.broker_name.clone(),
+                        mq.queue_id.to_string(),
+                        off.min_offset.to_string(),
+                        off.max_offset.to_string(),
+                        format_millis(off.last_update_timestamp),
+                    ]);
+                }
+            }
+            Err(AdminError::NotSupported { .. }) => {
+                for (_, _, q) in read_queues(&route).into_iter().filter(|(b, ..)| *b == name) {
+                    let (min, max) = queue_bounds(admin, &addr, topic, q).await?;
+                    table.push([
+                        name.clone(),
+                        q.to_string(),
+                        min.to_string(),
+                        max.to_string(),
+                        "-".to_string(),
+                    ]);
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(Report::from_table(&table))
 }
