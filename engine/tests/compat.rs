@@ -7,8 +7,10 @@
 //! Route tests start the real `tern-namesrv` binary on an ephemeral loopback port, register a
 //! broker the way an Apache RocketMQ broker does (REGISTER_BROKER, code 103, JSON header and JSON
 //! body) and drive the client's route lookups against it. Messaging tests (issue 4's acceptance)
-//! start `tern-namesrv` and `tern-broker` (1 or 2 cores) as processes and produce, push-consume
-//! and pull-consume through them with the client, including a SIGTERM restart of the broker.
+//! start `tern-namesrv` and `tern-broker` (1 or 2 cores, mmap or direct-I/O CommitLog) as
+//! processes and produce, push-consume and pull-consume through them with the client, including
+//! SIGTERM restarts of the broker (idle and mid-stream) and the dual-master layout (two
+//! nameservers, broker-a and broker-b, one of them stopped while producing).
 //!
 //! The client is async on tokio; each test owns its client runtime and shuts it down before
 //! returning, so no test waits on another. Set `TERN_COMPAT_CLIENT_LOG=info` (or `debug`) to see
@@ -170,22 +172,33 @@ struct BrokerProcess {
     child: Option<Child>,
     addr: SocketAddr,
     cores: usize,
+    /// `-n`: every nameserver's address, `;`-separated.
     namesrv: String,
+    name: String,
     dir: tempfile::TempDir,
 }
 
 impl BrokerProcess {
-    /// Starts a broker with `cores` executors registering with `namesrv`, and returns once it
-    /// reports its listening address.
-    fn start(namesrv: &NamesrvProcess, cores: usize) -> Self {
+    /// Starts broker `name` registering with every one of `namesrvs` (`-n a;b`), with
+    /// `extra_properties` (`key=value` lines) appended to [`BROKER_PROPERTIES`].
+    fn start_with(
+        namesrvs: &[&NamesrvProcess],
+        cores: usize,
+        name: &str,
+        extra_properties: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("create broker working dir");
-        std::fs::write(dir.path().join("broker.properties"), BROKER_PROPERTIES)
-            .expect("write broker.properties");
+        std::fs::write(
+            dir.path().join("broker.properties"),
+            format!("{BROKER_PROPERTIES}{extra_properties}"),
+        )
+        .expect("write broker.properties");
         let mut broker = BrokerProcess {
             child: None,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             cores,
-            namesrv: namesrv.addr_string(),
+            namesrv: namesrv_list(namesrvs),
+            name: name.to_owned(),
             dir,
         };
         broker.spawn();
@@ -208,7 +221,7 @@ impl BrokerProcess {
             .arg("--cores")
             .arg(self.cores.to_string())
             .arg("--broker-name")
-            .arg(BROKER_NAME)
+            .arg(&self.name)
             .arg("--store-path-root-dir")
             .arg(root.join("store"))
             // A restart keeps the port, as a real broker does, so clients' routes stay valid.
@@ -238,15 +251,24 @@ impl BrokerProcess {
         };
     }
 
-    /// Stops the broker with SIGTERM (it unregisters and flushes) and checks it exits cleanly.
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
+    /// Sends SIGTERM without waiting for the exit (a no-op once stopped); [`BrokerProcess::stop`]
+    /// then reaps it.
+    fn terminate(&self) {
+        let Some(child) = self.child.as_ref() else {
             return;
         };
         let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-        // SAFETY: signals our own, not yet reaped, child.
+        // SAFETY: signals our own child, not yet reaped (a zombie at worst), so the pid is ours.
         let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
         assert_eq!(sent, 0, "SIGTERM to tern-broker");
+    }
+
+    /// Stops the broker with SIGTERM (it unregisters and flushes) and checks it exits cleanly.
+    fn stop(&mut self) {
+        self.terminate();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         let status = child.wait().expect("reap tern-broker");
         assert!(
             status.success(),
@@ -276,6 +298,15 @@ impl Drop for BrokerProcess {
             eprintln!("--- tern-broker log ---\n{}", self.log());
         }
     }
+}
+
+/// The `;`-separated address list of `namesrvs`, as `namesrvAddr` and clients take it.
+fn namesrv_list(namesrvs: &[&NamesrvProcess]) -> String {
+    namesrvs
+        .iter()
+        .map(|n| n.addr_string())
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// Reads the first line of a child's stdout on a helper thread (which then drains the rest, so
@@ -734,18 +765,33 @@ impl Cluster {
     /// Starts both processes and returns once the broker's registration is visible to a client
     /// (the auto-create topic TBW102 is routed), so sends to new topics can be auto-created.
     fn start(cores: usize, client: &ClientHarness) -> Self {
+        Self::start_with(cores, "", client)
+    }
+
+    /// [`Cluster::start`] with `extra_properties` (`key=value` lines) in the broker's properties.
+    fn start_with(cores: usize, extra_properties: &str, client: &ClientHarness) -> Self {
         let namesrv = NamesrvProcess::start();
-        let broker = BrokerProcess::start(&namesrv, cores);
+        let broker = BrokerProcess::start_with(&[&namesrv], cores, BROKER_NAME, extra_properties);
         let cluster = Cluster { broker, namesrv };
         cluster.await_route(client, "TBW102");
+        // Every key took effect: the broker warns about any key it does not know.
+        let log = cluster.broker.log();
+        assert!(!log.contains("unknown key"), "broker.properties:\n{log}");
         cluster
     }
 
     /// Waits until the nameserver gives `topic` a route naming this broker.
     fn await_route(&self, client: &ClientHarness, topic: &str) {
+        await_route(client, &self.namesrv, topic, BROKER_NAME);
+    }
+}
+
+/// Waits until `namesrv` gives `topic` a route naming broker `broker_name`.
+fn await_route(client: &ClientHarness, namesrv: &NamesrvProcess, topic: &str, broker_name: &str) {
+    {
         client.block_on(async {
             let mut admin = DefaultMQAdminExt::new(client.runtime());
-            admin.set_namesrv_addr(self.namesrv.addr_string());
+            admin.set_namesrv_addr(namesrv.addr_string());
             within("admin start", admin.start())
                 .await
                 .expect("admin starts");
@@ -758,7 +804,7 @@ impl Cluster {
                     if route.is_some_and(|r| {
                         r.broker_datas
                             .iter()
-                            .any(|b| b.broker_name().as_str() == BROKER_NAME)
+                            .any(|b| b.broker_name().as_str() == broker_name)
                     }) {
                         break;
                     }
@@ -784,28 +830,69 @@ async fn produce(
     topic: &str,
     messages: std::ops::Range<usize>,
 ) {
+    let mut producer = start_producer(client, &namesrv.addr_string(), topic, 0).await;
+    for i in messages {
+        sync_send_ok(&producer, topic, i).await;
+    }
+    producer.shutdown().await;
+}
+
+/// Starts a producer of group `{topic}_PG` on the nameservers `namesrv` (`;`-separated) that
+/// retries a failed sync send `retries` times (on another broker when there is one).
+async fn start_producer(
+    client: &ClientHarness,
+    namesrv: &str,
+    topic: &str,
+    retries: u32,
+) -> DefaultMQProducer {
     let mut producer = DefaultMQProducer::builder(client.runtime())
         .producer_group(format!("{topic}_PG"))
-        .name_server_addr(namesrv.addr_string())
+        .name_server_addr(namesrv)
         .send_msg_timeout(3000)
+        .retry_times_when_send_failed(retries)
         .build();
     within("producer start", producer.start())
         .await
         .expect("producer starts");
-    for i in messages {
-        let message = Message::builder()
-            .topic(topic)
-            .tags(TAGS[i % TAGS.len()])
-            .key(format!("key-{i}"))
-            .body_slice(message_body(i).as_bytes())
-            .build_unchecked();
-        let sent = within("sync send", producer.send(message))
-            .await
-            .unwrap_or_else(|e| panic!("send {i}: {e:?}"));
-        let sent = sent.unwrap_or_else(|| panic!("send {i}: no result"));
-        assert_eq!(sent.send_status, SendStatus::SendOk, "send {i}: {sent:?}");
-    }
-    producer.shutdown().await;
+    producer
+}
+
+/// Message `i` to `topic`: tag `TAGS[i % 3]`, key `key-i`, body [`message_body`]`(i)`.
+fn test_message(topic: &str, i: usize) -> Message {
+    Message::builder()
+        .topic(topic)
+        .tags(TAGS[i % TAGS.len()])
+        .key(format!("key-{i}"))
+        .body_slice(message_body(i).as_bytes())
+        .build_unchecked()
+}
+
+/// Where the broker stored an acknowledged message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Stored {
+    broker: String,
+    queue_id: i32,
+    queue_offset: i64,
+}
+
+/// Sends message `i` synchronously, checks it is `SEND_OK` and returns where it was stored.
+async fn sync_send_ok(producer: &DefaultMQProducer, topic: &str, i: usize) -> Stored {
+    let sent = within("sync send", producer.send(test_message(topic, i)))
+        .await
+        .unwrap_or_else(|e| panic!("send {i}: {e:?}"));
+    let sent = sent.unwrap_or_else(|| panic!("send {i}: no result"));
+    assert_eq!(sent.send_status, SendStatus::SendOk, "send {i}: {sent:?}");
+    stored_at(&sent).unwrap_or_else(|| panic!("send {i}: no message queue in {sent:?}"))
+}
+
+/// The broker, queue and queue offset a send result names.
+fn stored_at(sent: &rocketmq_client_rust::SendResult) -> Option<Stored> {
+    let queue = sent.message_queue.as_ref()?;
+    Some(Stored {
+        broker: queue.broker_name().to_string(),
+        queue_id: queue.queue_id(),
+        queue_offset: i64::try_from(sent.queue_offset).ok()?,
+    })
 }
 
 /// What a push consumer's listener saw.
@@ -815,6 +902,8 @@ struct Deliveries {
     bodies: HashMap<String, usize>,
     /// Deliveries with a non-zero reconsume count (redeliveries from the retry topic).
     redelivered: usize,
+    /// Where each delivery was stored, with its body.
+    positions: Vec<(Stored, String)>,
 }
 
 /// The deliveries of one push consumer, shared with its listener.
@@ -824,7 +913,7 @@ type Received = Arc<std::sync::Mutex<Deliveries>>;
 /// first offset; every delivered body is counted in the returned map.
 async fn push_consumer(
     client: &ClientHarness,
-    namesrv: &NamesrvProcess,
+    namesrv: &str,
     group: &str,
     topic: &str,
     expression: &str,
@@ -832,7 +921,7 @@ async fn push_consumer(
     let received = Received::default();
     let mut consumer = DefaultMQPushConsumer::builder(client.runtime())
         .consumer_group(group)
-        .name_server_addr(namesrv.addr_string())
+        .name_server_addr(namesrv)
         .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
         .pull_batch_size(32)
         .build();
@@ -845,13 +934,17 @@ async fn push_consumer(
             let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
             for msg in msgs {
                 let body = msg.body().unwrap_or_default();
-                *sink
-                    .bodies
-                    .entry(String::from_utf8_lossy(&body).into_owned())
-                    .or_default() += 1;
+                let body = String::from_utf8_lossy(&body).into_owned();
+                *sink.bodies.entry(body.clone()).or_default() += 1;
                 if msg.reconsume_times() != 0 {
                     sink.redelivered += 1;
                 }
+                let stored = Stored {
+                    broker: msg.broker_name().to_owned(),
+                    queue_id: msg.queue_id(),
+                    queue_offset: msg.queue_offset(),
+                };
+                sink.positions.push((stored, body));
             }
             Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
         },
@@ -897,8 +990,19 @@ fn produce_and_push_consume(
     messages: usize,
     scope: &str,
 ) {
+    produce_and_push_consume_with(cores, serialize_type, messages, scope, "");
+}
+
+/// [`produce_and_push_consume`] on a broker with `extra_properties` in its properties file.
+fn produce_and_push_consume_with(
+    cores: usize,
+    serialize_type: SerializeType,
+    messages: usize,
+    scope: &str,
+    extra_properties: &str,
+) {
     let client = ClientHarness::new(scope, serialize_type);
-    let cluster = Cluster::start(cores, &client);
+    let cluster = Cluster::start_with(cores, extra_properties, &client);
     let topic = format!("TernCompatPush_{scope}");
     let started = std::time::Instant::now();
     client.block_on(produce(&client, &cluster.namesrv, &topic, 0..messages));
@@ -913,7 +1017,7 @@ fn produce_and_push_consume(
     client.block_on(async {
         let (mut every, every_received) = push_consumer(
             &client,
-            &cluster.namesrv,
+            &cluster.namesrv.addr_string(),
             &format!("{topic}_CG_all"),
             &topic,
             "*",
@@ -921,7 +1025,7 @@ fn produce_and_push_consume(
         .await;
         let (mut only_b, b_received) = push_consumer(
             &client,
-            &cluster.namesrv,
+            &cluster.namesrv.addr_string(),
             &format!("{topic}_CG_b"),
             &topic,
             "TagB",
@@ -1064,4 +1168,247 @@ fn lite_pull_resumes_from_committed_offset_json_one_core() {
 #[test]
 fn lite_pull_resumes_from_committed_offset_rocketmq_two_cores() {
     pull_commit_and_resume(2, SerializeType::ROCKETMQ, "pull_rmq_2");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Both store backends, dual master, SIGTERM mid-stream
+// ---------------------------------------------------------------------------------------------
+
+/// Issue 4 acceptance 4: the push acceptance on the direct-I/O CommitLog backend (the other tests
+/// run on the default mmap backend).
+#[test]
+fn push_consumers_receive_all_and_by_tag_direct_io_two_cores() {
+    produce_and_push_consume_with(
+        2,
+        SerializeType::JSON,
+        300,
+        "push_direct_2",
+        "commitLogIoMode=direct\n",
+    );
+}
+
+/// Brokers of the dual-master layout (one cluster, two broker names).
+const DUAL_MASTERS: [&str; 2] = ["broker-a", "broker-b"];
+
+/// Issue 4 acceptance 3, the seed's layout: two nameservers, broker-a and broker-b each registered
+/// with both. Sends spread over both brokers; with broker-a stopped (SIGTERM) every message is
+/// stored on broker-b (the first attempts routed to broker-a fail to connect and are resent, a
+/// client quirk: see docs/compat.md); after broker-a restarts on its store, a push consumer
+/// receives every acknowledged message exactly once, from the broker, queue and offset its send
+/// result named.
+#[test]
+fn dual_master_spreads_sends_and_survives_a_stopped_broker() {
+    const BEFORE_STOP: usize = 200;
+    const WHILE_STOPPED: usize = 200;
+    const MAX_FAILED_SENDS: usize = 10;
+    let client = ClientHarness::new("dual_master", SerializeType::JSON);
+    let ns1 = NamesrvProcess::start();
+    let ns2 = NamesrvProcess::start();
+    let mut broker_a = BrokerProcess::start_with(&[&ns1, &ns2], 1, DUAL_MASTERS[0], "");
+    let _broker_b = BrokerProcess::start_with(&[&ns1, &ns2], 1, DUAL_MASTERS[1], "");
+    for namesrv in [&ns1, &ns2] {
+        for broker in DUAL_MASTERS {
+            await_route(&client, namesrv, "TBW102", broker);
+        }
+    }
+    let namesrvs = namesrv_list(&[&ns1, &ns2]);
+    let topic = "TernCompatDualMaster";
+    // Two retries: once the client's circuit breaker for the stopped broker is open, a send
+    // routed there is retried on the other broker (the client avoids the broker that failed).
+    let mut producer = client.block_on(start_producer(&client, &namesrvs, topic, 2));
+    let mut acked: HashMap<String, Stored> = HashMap::new();
+    client.block_on(async {
+        for i in 0..BEFORE_STOP {
+            acked.insert(message_body(i), sync_send_ok(&producer, topic, i).await);
+        }
+    });
+    let used: HashSet<&str> = acked.values().map(|s| s.broker.as_str()).collect();
+    assert_eq!(used, HashSet::from(DUAL_MASTERS), "sends did not spread");
+
+    broker_a.stop();
+    // Messages whose send failed (once per failed attempt) while broker-a was down.
+    let mut failed_sends: Vec<usize> = Vec::new();
+    client.block_on(async {
+        for i in BEFORE_STOP..BEFORE_STOP + WHILE_STOPPED {
+            let stored = loop {
+                match within("sync send", producer.send(test_message(topic, i))).await {
+                    Ok(Some(sent)) if sent.send_status == SendStatus::SendOk => {
+                        break stored_at(&sent).expect("acknowledged send names a queue");
+                    }
+                    // The client surfaces a refused connection to the stopped broker instead of
+                    // retrying another broker, until its circuit breaker for that address opens
+                    // (then a send is switched to broker-b within the retry budget). Resend.
+                    other => {
+                        let failure = format!("{other:?}");
+                        assert!(
+                            failure.contains("transport.connection.failed")
+                                && failed_sends.len() < MAX_FAILED_SENDS,
+                            "send {i}: {failure} (earlier failures {failed_sends:?})"
+                        );
+                        failed_sends.push(i);
+                    }
+                }
+            };
+            assert_eq!(
+                stored.broker, DUAL_MASTERS[1],
+                "send {i} with broker-a down"
+            );
+            acked.insert(message_body(i), stored);
+        }
+        producer.shutdown().await;
+    });
+
+    eprintln!("dual master: failed send attempts with broker-a down (messages): {failed_sends:?}");
+    broker_a.restart();
+    for broker in DUAL_MASTERS {
+        await_route(&client, &ns1, topic, broker);
+    }
+    let expected: HashSet<String> = acked.keys().cloned().collect();
+    client.block_on(async {
+        let (mut consumer, received) =
+            push_consumer(&client, &namesrvs, "TernCompatDualMaster_CG", topic, "*").await;
+        await_exactly("dual master, group on *", &received, &expected).await;
+        within("push consumer shutdown", consumer.shutdown()).await;
+        assert_stored_as_acknowledged(&received, &acked);
+    });
+}
+
+/// Checks every delivery of an acknowledged message came from where its send result said.
+fn assert_stored_as_acknowledged(received: &Received, acked: &HashMap<String, Stored>) {
+    let received = received.lock().unwrap_or_else(|p| p.into_inner());
+    for (stored, body) in &received.positions {
+        if let Some(ack) = acked.get(body) {
+            assert_eq!(
+                stored, ack,
+                "{body}: delivered from elsewhere than acknowledged"
+            );
+        }
+    }
+}
+
+/// Issue 4 acceptance 2: a producer task sends while the broker gets SIGTERM; every send the
+/// broker acknowledged (`SEND_OK`) before going down is, after a restart on the same store,
+/// delivered exactly once from the queue offset its send result named, and each queue's offsets
+/// are dense (0, 1, 2, … with none twice: nothing duplicated in the ConsumeQueue).
+#[test]
+fn sigterm_mid_stream_keeps_every_acknowledged_message_once() {
+    /// Acknowledged sends before the SIGTERM.
+    const ACKED_BEFORE_SIGTERM: usize = 300;
+    /// Consecutive failed sends after which the producer task gives up.
+    const FAILURES_TO_STOP: usize = 3;
+    /// Upper bound on the stream, in case the broker never went down.
+    const STREAM_LIMIT: usize = 20_000;
+    let scope = "sigterm_mid_stream";
+    let client = ClientHarness::new(scope, SerializeType::JSON);
+    let mut cluster = Cluster::start(2, &client);
+    let topic = format!("TernCompatSigterm_{scope}");
+    let namesrv = cluster.namesrv.addr_string();
+    let acked_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+    let (acked, attempted) = client.block_on(async {
+        // No retries: a send is either acknowledged by this broker or failed.
+        let mut producer = start_producer(&client, &namesrv, &topic, 0).await;
+        let counter = Arc::clone(&acked_count);
+        let stream_topic = topic.clone();
+        let stream = tokio::spawn(async move {
+            let mut acked: HashMap<String, Stored> = HashMap::new();
+            let mut failures = 0;
+            let mut i = 0;
+            while failures < FAILURES_TO_STOP && i < STREAM_LIMIT {
+                match producer.send(test_message(&stream_topic, i)).await {
+                    Ok(Some(sent)) if sent.send_status == SendStatus::SendOk => {
+                        let stored = stored_at(&sent).expect("acknowledged send names a queue");
+                        acked.insert(message_body(i), stored);
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        failures = 0;
+                    }
+                    _ => failures += 1,
+                }
+                i += 1;
+            }
+            producer.shutdown().await;
+            (acked, i)
+        });
+        within("acknowledged sends before SIGTERM", async {
+            while acked_count.load(std::sync::atomic::Ordering::Relaxed) < ACKED_BEFORE_SIGTERM {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        cluster.broker.terminate();
+        within("producer stream ends", stream)
+            .await
+            .expect("producer task")
+    });
+    assert!(
+        attempted < STREAM_LIMIT,
+        "sends kept succeeding after SIGTERM"
+    );
+    eprintln!(
+        "{scope}: {} of {attempted} sends acknowledged around the SIGTERM",
+        acked.len()
+    );
+    cluster.broker.stop();
+    cluster.broker.restart();
+    cluster.await_route(&client, &topic);
+
+    let received = client.block_on(async {
+        let (mut consumer, received) =
+            push_consumer(&client, &namesrv, &format!("{topic}_CG"), &topic, "*").await;
+        let deadline = tokio::time::Instant::now() + DELIVERY_LIMIT;
+        loop {
+            let missing = {
+                let r = received.lock().unwrap_or_else(|p| p.into_inner());
+                acked.keys().filter(|b| !r.bodies.contains_key(*b)).count()
+            };
+            if missing == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{missing} acknowledged messages not delivered within {DELIVERY_LIMIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        within("push consumer shutdown", consumer.shutdown()).await;
+        received
+    });
+    // Checked once the consumer has stopped, so nothing arrives meanwhile.
+    assert_stored_as_acknowledged(&received, &acked);
+    let received = received.lock().unwrap_or_else(|p| p.into_inner());
+    let repeated: Vec<_> = received.bodies.iter().filter(|(_, &n)| n != 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "delivered more than once: {repeated:?}"
+    );
+    assert_eq!(received.redelivered, 0, "redeliveries");
+    // Unacknowledged deliveries can only be sends in flight at the SIGTERM.
+    let attempted_bodies = bodies(0..attempted);
+    let foreign: Vec<_> = received
+        .bodies
+        .keys()
+        .filter(|b| !attempted_bodies.contains(*b))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "never-sent bodies delivered: {foreign:?}"
+    );
+    let mut offsets: HashMap<i32, Vec<i64>> = HashMap::new();
+    for (stored, _) in &received.positions {
+        offsets
+            .entry(stored.queue_id)
+            .or_default()
+            .push(stored.queue_offset);
+    }
+    for (queue_id, offsets) in &mut offsets {
+        offsets.sort_unstable();
+        let dense: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(offsets, &dense, "queue {queue_id}: offsets not dense");
+    }
+    eprintln!(
+        "{scope}: {} delivered ({} unacknowledged in flight), dense over {} queues",
+        received.bodies.len(),
+        received.bodies.len() - acked.len(),
+        offsets.len()
+    );
 }
