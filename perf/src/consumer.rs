@@ -112,19 +112,7 @@ pub fn run(opts: &ConsumerOptions) -> Result<(), PerfError> {
             },
         )?);
     }
-    let mut stdout = std::io::stdout();
-    ctl.print_progress(handles.len(), &mut stdout)?;
-    let elapsed = ctl.started().elapsed();
-    let mut total = ExecutorResult::default();
-    for h in handles {
-        total.merge(h.join()?);
-    }
-    crate::run::write_report(&mut stdout, "end-to-end", &ctl, elapsed, &total)?;
-    if let Some(path) = &opts.hist_out {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-        crate::latency::write_hgrm(&mut f, &total.latency)?;
-    }
-    Ok(())
+    crate::run::finish(&ctl, handles, "end-to-end", opts.hist_out.as_deref())
 }
 
 async fn executor_main(

@@ -180,6 +180,29 @@ pub fn response_label(code: i32) -> String {
     }
 }
 
+/// Waits for the load executors while printing one progress line per second, then prints the
+/// final report for `what` and, when `hist_out` is given, writes the `.hgrm` file there.
+pub fn finish(
+    ctl: &RunControl,
+    handles: Vec<tern_runtime::ExecutorHandle<ExecutorResult>>,
+    what: &str,
+    hist_out: Option<&std::path::Path>,
+) -> Result<(), crate::PerfError> {
+    let mut stdout = io::stdout();
+    ctl.print_progress(handles.len(), &mut stdout)?;
+    let elapsed = ctl.started().elapsed();
+    let mut total = ExecutorResult::default();
+    for h in handles {
+        total.merge(h.join()?);
+    }
+    write_report(&mut stdout, what, ctl, elapsed, &total)?;
+    if let Some(path) = hist_out {
+        let mut f = io::BufWriter::new(std::fs::File::create(path)?);
+        latency::write_hgrm(&mut f, &total.latency)?;
+    }
+    Ok(())
+}
+
 /// Prints the end-of-run report: totals, throughput, the latency summary and errors by cause.
 pub fn write_report(
     out: &mut impl Write,
