@@ -53,3 +53,79 @@ impl StopSignals {
         });
     }
 }
+
+/// A started server the process runs until SIGTERM/SIGINT.
+pub trait Service {
+    /// The error its final wait may report.
+    type Error: std::fmt::Display;
+    /// The address it accepts connections on.
+    fn local_addr(&self) -> std::net::SocketAddr;
+    /// The signal that makes it stop gracefully.
+    fn stop_signal(&self) -> StopSignal;
+    /// Waits until it has stopped.
+    fn wait(self) -> Result<(), Self::Error>;
+}
+
+/// Runs a server process: blocks the stop signals before `start` creates any executor thread,
+/// prints `<name> listening on <addr>` on stdout once serving (scripts and tests wait for that
+/// line), stops gracefully on SIGTERM/SIGINT and returns the exit code, logging any failure.
+pub fn serve<S: Service, E: std::fmt::Display>(
+    name: &str,
+    start: impl FnOnce() -> Result<S, E>,
+) -> std::process::ExitCode {
+    use std::io::Write;
+    use std::process::ExitCode;
+    let signals = match StopSignals::block() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot set up signal handling: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let service = match start() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{name} listening on {}", service.local_addr());
+    let _ = std::io::stdout().flush();
+    signals.stop_on_signal(service.stop_signal());
+    match service.wait() {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Service for crate::broker::Broker {
+    type Error = crate::broker::BrokerError;
+    fn local_addr(&self) -> std::net::SocketAddr {
+        crate::broker::Broker::local_addr(self)
+    }
+    fn stop_signal(&self) -> StopSignal {
+        crate::broker::Broker::stop_signal(self)
+    }
+    fn wait(self) -> Result<(), Self::Error> {
+        self.run_until_stopped()
+    }
+}
+
+impl Service for crate::namesrv::Namesrv {
+    type Error = tern_net::transport::TransportError;
+    fn local_addr(&self) -> std::net::SocketAddr {
+        crate::namesrv::Namesrv::local_addr(self)
+    }
+    fn stop_signal(&self) -> StopSignal {
+        crate::namesrv::Namesrv::stop_signal(self)
+    }
+    fn wait(self) -> Result<(), Self::Error> {
+        self.join()
+    }
+}

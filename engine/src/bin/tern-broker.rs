@@ -7,14 +7,13 @@
 //! is printed to stdout. SIGTERM or SIGINT unregisters from the nameservers, flushes the stores
 //! and exits.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use tern_engine::broker::{Broker, BrokerConfig};
-use tern_engine::process::{init_logging, StopSignals};
+use tern_engine::process::{init_logging, serve};
 
 /// The Tern broker (RocketMQ-compatible).
 #[derive(Debug, Parser)]
@@ -91,33 +90,7 @@ fn main() -> ExitCode {
         print!("{}", config.to_properties());
         return ExitCode::SUCCESS;
     }
-    let signals = match StopSignals::block() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot set up signal handling: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let broker = match Broker::start(config, cores) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!("cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("tern-broker listening on {}", broker.local_addr());
-    let _ = std::io::stdout().flush();
-    signals.stop_on_signal(broker.stop_signal());
-    match broker.run_until_stopped() {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    serve("tern-broker", move || Broker::start(config, cores))
 }
 
 fn build_config(args: &Args) -> Result<(BrokerConfig, usize), String> {

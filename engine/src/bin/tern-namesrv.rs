@@ -4,7 +4,6 @@
 //! Logs go to stderr (`--log-level` or `RUST_LOG`); once listening, one line
 //! `tern-namesrv listening on <addr>` is printed to stdout. SIGTERM or SIGINT stops it gracefully.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tern_engine::namesrv::{Namesrv, NamesrvConfig};
-use tern_engine::process::{init_logging, StopSignals};
+use tern_engine::process::{init_logging, serve};
 
 /// The Tern nameserver (RocketMQ-compatible).
 #[derive(Debug, Parser)]
@@ -60,34 +59,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Block the stop signals before any executor thread exists so only the waiter thread sees them.
-    let signals = match StopSignals::block() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot set up signal handling: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let namesrv = match Namesrv::start(config) {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::error!("cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("tern-namesrv listening on {}", namesrv.local_addr());
-    let _ = std::io::stdout().flush();
-    signals.stop_on_signal(namesrv.stop_signal());
-    match namesrv.join() {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    serve("tern-namesrv", move || Namesrv::start(config))
 }
 
 fn build_config(args: &Args) -> Result<NamesrvConfig, String> {
