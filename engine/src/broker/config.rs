@@ -23,6 +23,10 @@
 //! | registerNameServerPeriod | `register_period` | 30000 ms |
 //! | flushConsumerOffsetInterval | `flush_offset_interval` | 5000 ms |
 //! | cleanResourceInterval | `clean_resource_interval` (retention passes) | 10000 ms |
+//! | transactionTimeOut | `transaction_timeout` (a half message is checked once this old) | 6000 ms |
+//! | transactionCheckMax | `transaction_check_max` (checks before a half is given up) | 15 |
+//! | transactionCheckInterval | `transaction_check_interval` | 30000 ms |
+//! | rebalanceLockMaxLiveTime | `rebalance_lock_max_live_time` (RocketMQ's system property `rocketmq.broker.rebalance.lockMaxLiveTime`) | 60000 ms |
 //! | storePathRootDir, maxMessageSize, … | `store` ([`StoreConfig`]) | store root `./data/broker` |
 //!
 //! Each core's store lives under `<storePathRootDir>/core-<k>/` (the store's own layout).
@@ -152,6 +156,14 @@ pub struct BrokerConfig {
     pub flush_offset_interval: Duration,
     /// Interval between retention passes on each core.
     pub clean_resource_interval: Duration,
+    /// Age (since birth) from which an unresolved half message is checked back with its producer.
+    pub transaction_timeout: Duration,
+    /// Checks of one half message before it is moved to `TRANS_CHECK_MAX_TIME_TOPIC`.
+    pub transaction_check_max: u32,
+    /// Interval between rounds of the transaction check service.
+    pub transaction_check_interval: Duration,
+    /// How long an orderly-consumption queue lock lives without renewal.
+    pub rebalance_lock_max_live_time: Duration,
     /// Storage settings; each core opens shard `k` under `store_path_root_dir/core-<k>`.
     pub store: StoreConfig,
 }
@@ -179,6 +191,10 @@ impl Default for BrokerConfig {
             register_period: Duration::from_secs(30),
             flush_offset_interval: Duration::from_secs(5),
             clean_resource_interval: Duration::from_secs(10),
+            transaction_timeout: Duration::from_secs(6),
+            transaction_check_max: 15,
+            transaction_check_interval: Duration::from_secs(30),
+            rebalance_lock_max_live_time: Duration::from_secs(60),
             store,
         }
     }
@@ -268,6 +284,12 @@ impl BrokerConfig {
             "registerNameServerPeriod" => self.register_period = millis(key, v)?,
             "flushConsumerOffsetInterval" => self.flush_offset_interval = millis(key, v)?,
             "cleanResourceInterval" => self.clean_resource_interval = millis(key, v)?,
+            "transactionTimeOut" => self.transaction_timeout = millis(key, v)?,
+            "transactionCheckMax" => {
+                self.transaction_check_max = parse(key, v, "expected a check count")?
+            }
+            "transactionCheckInterval" => self.transaction_check_interval = millis(key, v)?,
+            "rebalanceLockMaxLiveTime" => self.rebalance_lock_max_live_time = millis(key, v)?,
             _ => {
                 return match self.store.set(key, v) {
                     Ok(true) => Ok(KeyUse::Applied),
@@ -356,6 +378,19 @@ impl BrokerConfig {
             (
                 "cleanResourceInterval",
                 self.clean_resource_interval.as_millis().to_string(),
+            ),
+            ("transactionTimeOut", ms(self.transaction_timeout)),
+            (
+                "transactionCheckMax",
+                self.transaction_check_max.to_string(),
+            ),
+            (
+                "transactionCheckInterval",
+                ms(self.transaction_check_interval),
+            ),
+            (
+                "rebalanceLockMaxLiveTime",
+                ms(self.rebalance_lock_max_live_time),
             ),
             (
                 "storePathRootDir",

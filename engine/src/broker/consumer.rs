@@ -252,6 +252,11 @@ impl Core {
                     .heartbeat(&data.client_id, conn, &info, consumer, now);
             self.apply_membership_change(change);
         }
+        for producer in &data.producer_data_set {
+            self.producers
+                .borrow_mut()
+                .heartbeat(&producer.group_name, &data.client_id, conn);
+        }
         let mut rsp = success(req);
         rsp.ext_fields
             .insert("IS_SUPPORT_HEART_BEAT_V2".into(), "true".into());
@@ -263,6 +268,9 @@ impl Core {
             Ok(h) => h,
             Err(e) => return reply(req, response::SYSTEM_ERROR, e.to_string()),
         };
+        if let Some(group) = h.producer_group.as_deref() {
+            self.producers.borrow_mut().unregister(group, &h.client_id);
+        }
         if let Some(group) = h.consumer_group.as_deref() {
             let change = self.members.borrow_mut().unregister(group, &h.client_id);
             self.apply_membership_change(change);
@@ -330,10 +338,12 @@ impl Core {
             return;
         }
         if self.index == STATE_CORE {
-            let change = self.members.borrow_mut().connection_closed(ConnectionRef {
+            let conn = ConnectionRef {
                 core: self.index,
                 conn_id,
-            });
+            };
+            self.producers.borrow_mut().connection_closed(conn);
+            let change = self.members.borrow_mut().connection_closed(conn);
             self.apply_membership_change(change);
         } else {
             self.send_mesh(STATE_CORE, MeshMsg::ConnectionClosed { conn_id });

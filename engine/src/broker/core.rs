@@ -23,6 +23,8 @@ use super::offsets::OffsetTable;
 use super::routing::STATE_CORE;
 use super::shard_store::ShardStore;
 use super::topics::TopicTable;
+use super::transaction::producers::ProducerGroups;
+use super::transaction::state::Resolutions;
 
 /// How long a core waits for another core's answer to a forwarded request. Long enough for any
 /// long-polling pull (clients suspend 15–30 s); an answer only fails to come if a core died.
@@ -132,6 +134,10 @@ pub(crate) struct Core {
     pub(crate) offsets: RefCell<OffsetTable>,
     /// Meaningful on the state core only.
     pub(crate) members: RefCell<ConsumerGroups>,
+    /// Meaningful on the state core only: producer groups, for transaction checks.
+    pub(crate) producers: RefCell<ProducerGroups>,
+    /// Meaningful on the half queue's owner only (see [`super::transaction`]).
+    pub(crate) transactions: RefCell<Resolutions>,
     /// Connections of this core that sent heartbeats, for NOTIFY_CONSUMER_IDS_CHANGED.
     pub(crate) client_conns: RefCell<HashMap<u64, Outbound>>,
     calls: RefCell<HashMap<u64, Rc<Slot<Option<RemotingCommand>>>>>,
@@ -173,6 +179,8 @@ impl Core {
             subscriptions: RefCell::new(HashMap::new()),
             offsets: RefCell::new(offsets),
             members: RefCell::new(ConsumerGroups::default()),
+            producers: RefCell::new(ProducerGroups::default()),
+            transactions: RefCell::new(Resolutions::default()),
             client_conns: RefCell::new(HashMap::new()),
             calls: RefCell::new(HashMap::new()),
             next_call: Cell::new(1),
@@ -201,6 +209,11 @@ impl Core {
     /// commit starts here.
     pub(crate) fn begin_closing(&self) {
         self.closing.set(true);
+    }
+
+    /// True once shutdown has begun.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.get()
     }
 
     /// Tells the state core this core sends no more commits (call after [`Self::begin_closing`]
@@ -277,6 +290,12 @@ impl Core {
             }
             MeshMsg::Drained => self.drained.fire(),
             MeshMsg::ConnectionClosed { conn_id } => {
+                self.producers
+                    .borrow_mut()
+                    .connection_closed(ConnectionRef {
+                        core: from,
+                        conn_id,
+                    });
                 let change = self.members.borrow_mut().connection_closed(ConnectionRef {
                     core: from,
                     conn_id,
@@ -388,6 +407,10 @@ impl Core {
             request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => Some(self.on_create_group(&req)),
             request::GET_BROKER_RUNTIME_INFO => Some(self.on_runtime_info(&req)),
             request::GET_BROKER_CONFIG => Some(self.on_get_broker_config(&req)),
+            request::END_TRANSACTION => self.on_end_transaction(req, origin).await,
+            code if super::transaction::internal::is_internal(code) => {
+                self.on_internal(req, origin).await
+            }
             _ => Some(tern_net::transport::not_supported(&req)),
         }
     }

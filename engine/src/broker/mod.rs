@@ -19,6 +19,7 @@
 //! | CONSUMER_SEND_MSG_BACK | reads on the core holding the message, stores on the retry queue's owner |
 //! | QUERY/UPDATE_CONSUMER_OFFSET, HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP, GET_CONSUMER_CONNECTION_LIST | the state core ([`routing::STATE_CORE`], core 0) |
 //! | GET_CONSUME_STATS | the state core (committed offsets), asking each queue's owner for its max offset (`stats.rs`) |
+//! | END_TRANSACTION | the owner of `(RMQ_SYS_TRANS_HALF_TOPIC, 0)` ([`transaction`]) |
 //! | GET_TOPIC_STATS_INFO, QUERY_MESSAGE | the receiving core, merging every core's part (`stats.rs`, `query.rs`) |
 //! | UPDATE_AND_CREATE_TOPIC, DELETE_TOPIC_IN_BROKER, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP | the receiving core, then broadcast |
 //! | GET_ALL_TOPIC_CONFIG, GET_BROKER_RUNTIME_INFO, GET_BROKER_CONFIG | the receiving core (its counters) |
@@ -74,6 +75,7 @@ mod send_back;
 mod shard_store;
 mod stats;
 pub mod topics;
+mod transaction;
 
 pub use config::BrokerConfig;
 pub use node::{Broker, BrokerError};

@@ -269,6 +269,7 @@ async fn run_core(server_core: usize, shared: Arc<Shared>, handler: Rc<BrokerHan
         tern_runtime::spawn_local(persist_loop(Rc::clone(&core))).detach();
     }
     tern_runtime::spawn_local(maintenance_loop(Rc::clone(&core))).detach();
+    super::transaction::start_check_service(&core);
     report(&shared, CoreEvent::Ready);
 
     shared.stop.wait().await;

@@ -63,7 +63,7 @@ fn send_header(req: &RemotingCommand) -> Result<SendMessageRequestHeader, String
 
 /// A client-style unique id for messages sent without UNIQ_KEY: 32 hex digits of the broker's
 /// address, process id and a counter.
-fn make_uniq_id(host: SocketAddr) -> String {
+pub(crate) fn make_uniq_id(host: SocketAddr) -> String {
     let ip = match host.ip() {
         IpAddr::V4(ip) => u32::from(ip),
         IpAddr::V6(ip) => ip.to_bits() as u32,
@@ -91,6 +91,9 @@ impl Core {
         };
         if let Err(rsp) = self.check_send(&req, &mut header) {
             return Some(*rsp);
+        }
+        if let Some(rsp) = self.send_if_half(&req, &header, origin).await {
+            return Some(rsp);
         }
         let owner = owner_core(&header.topic, header.queue_id, self.cores);
         if owner != self.index {
@@ -399,7 +402,11 @@ impl Core {
 }
 
 /// A send response with RocketMQ's extension fields.
-fn send_response(req: &RemotingCommand, code: i32, header: &SendMessageResponseHeader) -> Reply {
+pub(crate) fn send_response(
+    req: &RemotingCommand,
+    code: i32,
+    header: &SendMessageResponseHeader,
+) -> Reply {
     let mut rsp = RemotingCommand::response_to(req, code, None).with_header(header);
     rsp.ext_fields
         .insert("MSG_REGION".into(), DEFAULT_REGION.into());
