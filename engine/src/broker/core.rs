@@ -19,6 +19,7 @@ use super::config::BrokerConfig;
 use super::filter::TagFilter;
 use super::groups::{GroupLimits, GroupTable, SubscriptionGroupConfig};
 use super::local_sync::{ArrivalSignals, Signal, Slot};
+use super::locks::{LockChange, LockTable};
 use super::offsets::OffsetTable;
 use super::routing::STATE_CORE;
 use super::shard_store::ShardStore;
@@ -93,6 +94,8 @@ pub enum MeshMsg {
         /// The connection's id.
         conn_id: u64,
     },
+    /// Queue lock changes decided by the state core.
+    Locks(Vec<LockChange>),
     /// The sending core is shutting down and will send no more offset commits (to the state core,
     /// which persists offsets only once every other core has sent this).
     Drained,
@@ -138,6 +141,8 @@ pub(crate) struct Core {
     pub(crate) producers: RefCell<ProducerGroups>,
     /// Meaningful on the half queue's owner only (see [`super::transaction`]).
     pub(crate) transactions: RefCell<Resolutions>,
+    /// Queue locks: decided on the state core, copied everywhere (see [`super::locks`]).
+    pub(crate) locks: RefCell<LockTable>,
     /// Connections of this core that sent heartbeats, for NOTIFY_CONSUMER_IDS_CHANGED.
     pub(crate) client_conns: RefCell<HashMap<u64, Outbound>>,
     calls: RefCell<HashMap<u64, Rc<Slot<Option<RemotingCommand>>>>>,
@@ -181,6 +186,7 @@ impl Core {
             members: RefCell::new(ConsumerGroups::default()),
             producers: RefCell::new(ProducerGroups::default()),
             transactions: RefCell::new(Resolutions::default()),
+            locks: RefCell::new(LockTable::default()),
             client_conns: RefCell::new(HashMap::new()),
             calls: RefCell::new(HashMap::new()),
             next_call: Cell::new(1),
@@ -289,6 +295,7 @@ impl Core {
                 self.notify_local_consumers(&group, &conn_ids)
             }
             MeshMsg::Drained => self.drained.fire(),
+            MeshMsg::Locks(changes) => self.apply_lock_changes(changes),
             MeshMsg::ConnectionClosed { conn_id } => {
                 self.producers
                     .borrow_mut()
@@ -408,6 +415,9 @@ impl Core {
             request::GET_BROKER_RUNTIME_INFO => Some(self.on_runtime_info(&req)),
             request::GET_BROKER_CONFIG => Some(self.on_get_broker_config(&req)),
             request::END_TRANSACTION => self.on_end_transaction(req, origin).await,
+            request::LOCK_BATCH_MQ | request::UNLOCK_BATCH_MQ => {
+                self.on_lock_request(req, origin).await
+            }
             code if super::transaction::internal::is_internal(code) => {
                 self.on_internal(req, origin).await
             }

@@ -17,6 +17,7 @@
 //! | SEND_MESSAGE(_V2), SEND_BATCH_MESSAGE, PULL_MESSAGE, LITE_PULL_MESSAGE, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME | the queue's owner |
 //! | VIEW_MESSAGE_BY_ID | the core named by the offset's top byte |
 //! | CONSUMER_SEND_MSG_BACK | reads on the core holding the message, stores on the retry queue's owner |
+//! | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ | the state core, which broadcasts lock changes ([`locks`]) |
 //! | QUERY/UPDATE_CONSUMER_OFFSET, HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP, GET_CONSUMER_CONNECTION_LIST | the state core ([`routing::STATE_CORE`], core 0) |
 //! | GET_CONSUME_STATS | the state core (committed offsets), asking each queue's owner for its max offset (`stats.rs`) |
 //! | END_TRANSACTION | the owner of `(RMQ_SYS_TRANS_HALF_TOPIC, 0)` ([`transaction`]) |
@@ -63,6 +64,7 @@ mod core;
 pub mod filter;
 pub mod groups;
 mod local_sync;
+mod locks;
 mod node;
 pub mod offsets;
 pub mod persist;

@@ -95,12 +95,14 @@ impl Core {
         req: RemotingCommand,
         origin: Origin<'_>,
     ) -> Option<Reply> {
+        let mut req = req;
         let header: PullMessageRequestHeader = match req.decode_header() {
             Ok(h) => h,
             Err(e) => return Some(reply(&req, response::SYSTEM_ERROR, e.to_string())),
         };
         let owner = owner_core(&header.topic, header.queue_id, self.cores);
         if owner != self.index {
+            self.mark_pull_origin(&mut req, origin);
             return self.run_on(owner, req, origin).await;
         }
         Some(self.pull_here(&req, &header, origin).await)
@@ -186,6 +188,9 @@ impl Core {
                 }
             }
         };
+        if let Some(refusal) = self.refuse_locked_pull(req, h, origin) {
+            return refusal;
+        }
         if h.sys_flag & pull_flag::COMMIT_OFFSET != 0 && h.commit_offset >= 0 {
             self.commit_offset(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
         }
