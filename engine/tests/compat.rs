@@ -44,6 +44,9 @@ use tern_net::body::{DataVersion, RegisterBrokerBody, TopicConfig};
 use tern_net::header::RegisterBrokerRequestHeader;
 use tern_net::{code, frame, RemotingCommand};
 
+#[path = "compat/transactions.rs"]
+mod transactions;
+
 /// Longest any single client call may take before the test calls it a hang.
 const CALL_LIMIT: Duration = Duration::from_secs(10);
 /// Queued blocking calls the client runtime admits (see [`ClientHarness::new`]).

@@ -98,6 +98,9 @@ impl Core {
             }
             for m in batch {
                 let q = m.queue_offset;
+                if self.transactions.borrow().is_pending(q, m.uniq_key()) {
+                    break 'walk; // settled once its END finishes
+                }
                 if self.transactions.borrow().is_resolved(q, m.uniq_key()) {
                     next = q + 1;
                     continue;

@@ -19,8 +19,9 @@ pub struct Resolutions {
     op_next: i64,
     /// Half queue offset → op queue offset of its op.
     by_half: BTreeMap<i64, i64>,
-    /// Half queue offsets whose END is being processed.
+    /// Half queue offsets, and transaction ids, whose END is being processed.
     pending: HashSet<i64>,
+    pending_ids: HashSet<String>,
     ids: HashSet<String>,
     id_order: VecDeque<String>,
 }
@@ -56,25 +57,26 @@ impl Resolutions {
             .min(self.op_next)
     }
 
-    /// True when the half at `half_offset` (transaction `txid`) is resolved or being resolved.
+    /// True when the half at `half_offset` (transaction `txid`) is resolved.
     pub fn is_resolved(&self, half_offset: i64, txid: Option<&str>) -> bool {
-        self.by_half.contains_key(&half_offset)
-            || self.pending.contains(&half_offset)
-            || txid.is_some_and(|t| self.ids.contains(t))
+        self.by_half.contains_key(&half_offset) || txid.is_some_and(|t| self.ids.contains(t))
+    }
+
+    /// True while an END for this half (or transaction) is being processed: the check walk
+    /// stops there rather than settle a half whose resolution may still fail.
+    pub fn is_pending(&self, half_offset: i64, txid: Option<&str>) -> bool {
+        self.pending.contains(&half_offset) || txid.is_some_and(|t| self.pending_ids.contains(t))
     }
 
     /// Starts resolving a half: false (and nothing changes) when it is already resolved or being
     /// resolved, which makes a repeated END_TRANSACTION harmless.
     pub fn claim(&mut self, half_offset: i64, txid: Option<&str>) -> bool {
-        if self.by_half.contains_key(&half_offset)
-            || self.pending.contains(&half_offset)
-            || txid.is_some_and(|t| self.ids.contains(t))
-        {
+        if self.is_resolved(half_offset, txid) || self.is_pending(half_offset, txid) {
             return false;
         }
         self.pending.insert(half_offset);
         if let Some(t) = txid {
-            self.remember(t);
+            self.pending_ids.insert(t.to_string());
         }
         true
     }
@@ -83,7 +85,7 @@ impl Resolutions {
     pub fn release(&mut self, half_offset: i64, txid: Option<&str>) {
         self.pending.remove(&half_offset);
         if let Some(t) = txid {
-            self.ids.remove(t);
+            self.pending_ids.remove(t);
         }
     }
 
@@ -94,9 +96,8 @@ impl Resolutions {
             self.by_half.insert(half_offset, op_offset);
         }
         if let Some(t) = txid {
-            if !self.ids.contains(t) {
-                self.remember(t);
-            }
+            self.pending_ids.remove(t);
+            self.remember(t);
         }
     }
 
@@ -135,9 +136,12 @@ mod tests {
         let mut r = Resolutions::resume(0, 0);
         assert!(!r.is_resolved(3, Some("T1")));
         assert!(r.claim(3, Some("T1")));
+        assert!(r.is_pending(3, None) && r.is_pending(9, Some("T1")));
+        assert!(!r.is_resolved(3, Some("T1")));
         // A second END while the first is in flight, and after it: no-ops.
         assert!(!r.claim(3, Some("T1")));
         r.record_op(3, 0, Some("T1"));
+        assert!(!r.is_pending(3, Some("T1")));
         assert!(!r.claim(3, Some("T1")));
         // A put-back copy of the same transaction at another offset is resolved by its id.
         assert!(r.is_resolved(9, Some("T1")));
