@@ -44,6 +44,8 @@ use tern_net::body::{DataVersion, RegisterBrokerBody, TopicConfig};
 use tern_net::header::RegisterBrokerRequestHeader;
 use tern_net::{code, frame, RemotingCommand};
 
+#[path = "compat/orderly.rs"]
+mod orderly;
 #[path = "compat/transactions.rs"]
 mod transactions;
 
