@@ -13,7 +13,6 @@ use tern_store::message_id::MessageId;
 use tern_store::properties;
 
 use super::internal::{draft_of, PRODUCER_GROUP_EXT};
-use super::state::Resolutions;
 use super::{
     half_core, now_ms, with_property, CHECK_IMMUNITY_SECONDS, CHECK_MAX_TOPIC, CHECK_TIMES,
     HALF_TOPIC, OP_TOPIC, PROGRESS_GROUP, REMOVE_TAG,
@@ -34,7 +33,7 @@ pub(crate) fn start_check_service(core: &Rc<Core>) {
 async fn check_loop(core: Rc<Core>) {
     let half_done = core.progress_offset(HALF_TOPIC).await;
     let op_next = core.progress_offset(OP_TOPIC).await;
-    *core.transactions.borrow_mut() = Resolutions::resume(half_done, op_next);
+    core.transactions.borrow_mut().resume(half_done, op_next);
     tracing::debug!(half_done, op_next, "transaction check service resumed");
     loop {
         tern_runtime::sleep(core.config.transaction_check_interval).await;

@@ -16,6 +16,7 @@ use tern_net::code::{request, response};
 use tern_net::transport::{not_supported, Reply};
 use tern_net::RemotingCommand;
 use tern_store::message::{MessageDraft, StoredMessage};
+use tern_store::message_store::PutStatus;
 
 use crate::broker::core::{reply, success, Core, Origin};
 use crate::broker::filter::TagFilter;
@@ -172,7 +173,6 @@ impl Core {
             Ok(s) => s,
             Err(e) => return reply(req, response::SYSTEM_ERROR, e.to_string()),
         };
-        use tern_store::message_store::PutStatus;
         if !matches!(
             stored.status,
             PutStatus::PutOk | PutStatus::FlushDiskTimeout

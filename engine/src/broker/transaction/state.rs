@@ -28,13 +28,11 @@ pub struct Resolutions {
 
 impl Resolutions {
     /// Resumes from persisted progress: halves below `half_done` are settled, ops are read from
-    /// `op_next`.
-    pub fn resume(half_done: i64, op_next: i64) -> Self {
-        Resolutions {
-            half_done: half_done.max(0),
-            op_next: op_next.max(0),
-            ..Resolutions::default()
-        }
+    /// `op_next`. Resolutions recorded meanwhile (an END served during start-up) are kept.
+    pub fn resume(&mut self, half_done: i64, op_next: i64) {
+        self.half_done = half_done.max(0);
+        self.op_next = op_next.max(0);
+        self.by_half = self.by_half.split_off(&self.half_done);
     }
 
     /// Half queue offset below which everything is settled.
@@ -133,7 +131,7 @@ mod tests {
 
     #[test]
     fn a_half_is_resolved_once() {
-        let mut r = Resolutions::resume(0, 0);
+        let mut r = Resolutions::default();
         assert!(!r.is_resolved(3, Some("T1")));
         assert!(r.claim(3, Some("T1")));
         assert!(r.is_pending(3, None) && r.is_pending(9, Some("T1")));
@@ -155,7 +153,10 @@ mod tests {
 
     #[test]
     fn progress_keeps_ops_of_unsettled_halves() {
-        let mut r = Resolutions::resume(10, 5);
+        let mut r = Resolutions::default();
+        r.record_op(3, 1, None); // served before the progress was loaded
+        r.resume(10, 5);
+        assert_eq!(r.op_progress(), 5);
         r.record_op(12, 5, None);
         r.record_op(15, 6, None);
         r.record_op(9, 7, None); // below half_done: nothing to keep
