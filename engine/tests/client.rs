@@ -1,0 +1,533 @@
+//! End-to-end tests of the Rust client (`tern_net::client`) against the real `tern-namesrv` and
+//! `tern-broker` binaries over loopback: producer send modes, push consumers (clustering split,
+//! tag filter, broadcasting, redelivery), ordered sends and the pull consumer.
+//!
+//! Each test starts its own nameserver and broker (1 core, routes re-registered every 300 ms) and
+//! uses short client intervals, so assignments and retry routes settle within a second or two.
+//! Waits poll observable state (assigned queues, received messages) with a deadline.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tern_net::client::{
+    ConsumeFromWhere, ConsumeStatus, Message, MessageModel, Producer, PullConsumer, PullStatus,
+    PushConsumer, PushConsumerBuilder, SelectByHash, SendStatus,
+};
+use tern_net::code::{request, response};
+use tern_net::header::CreateTopicRequestHeader;
+use tern_net::transport::{ClientConfig, RemotingClient};
+use tern_net::RemotingCommand;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+const QUEUES: i32 = 4;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A nameserver and a broker, killed on drop.
+struct Cluster {
+    _ns: Proc,
+    _broker: Proc,
+    _dir: tempfile::TempDir,
+    ns: String,
+    broker: String,
+}
+
+fn spawn_server(bin: &str, args: &[&str]) -> (Proc, SocketAddr) {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read");
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (Proc(child), addr)
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let (ns_proc, ns_addr) = spawn_server(
+            env!("CARGO_BIN_EXE_tern-namesrv"),
+            &["--listen", "127.0.0.1:0"],
+        );
+        let ns = format!("127.0.0.1:{}", ns_addr.port());
+        let store = dir.path().display().to_string();
+        let args = [
+            "-n",
+            &ns,
+            "--listen-port",
+            "0",
+            "--broker-ip",
+            "127.0.0.1",
+            "--cores",
+            "1",
+            "--store-path-root-dir",
+            &store,
+            "--mapped-file-size-commit-log",
+            "4194304",
+            "--set",
+            "registerNameServerPeriod=300",
+        ];
+        let (broker_proc, broker_addr) = spawn_server(env!("CARGO_BIN_EXE_tern-broker"), &args);
+        Cluster {
+            _ns: ns_proc,
+            _broker: broker_proc,
+            _dir: dir,
+            ns,
+            broker: format!("127.0.0.1:{}", broker_addr.port()),
+        }
+    }
+
+    /// Creates `topic` with [`QUEUES`] queues and waits until the nameserver routes it.
+    async fn create_topic(&self, topic: &str) {
+        let c = RemotingClient::new(ClientConfig::default());
+        let create = CreateTopicRequestHeader {
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
+            read_queue_nums: QUEUES,
+            write_queue_nums: QUEUES,
+            perm: 6,
+            topic_filter_type: "SINGLE_TAG".into(),
+            ..Default::default()
+        };
+        let rsp = c
+            .invoke(
+                &self.broker,
+                RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&create),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        let probe = PullConsumer::builder("route_probe")
+            .namesrv_addr(&self.ns)
+            .start()
+            .await
+            .unwrap();
+        wait_for("topic route", || async {
+            probe
+                .fetch_subscribe_message_queues(topic)
+                .await
+                .is_ok_and(|q| q.len() == QUEUES as usize)
+        })
+        .await;
+        drop(probe);
+    }
+
+    fn producer(&self, group: &str) -> tern_net::client::ProducerBuilder {
+        Producer::builder(group)
+            .namesrv_addr(&self.ns)
+            .poll_name_server_interval(Duration::from_millis(300))
+    }
+
+    fn push(&self, group: &str) -> PushConsumerBuilder {
+        PushConsumer::builder(group)
+            .namesrv_addr(&self.ns)
+            .consume_from_where(ConsumeFromWhere::FirstOffset)
+            .broker_suspend_max_time(Duration::from_secs(2))
+            .rebalance_interval(Duration::from_millis(500))
+            .poll_name_server_interval(Duration::from_millis(300))
+            .persist_consumer_offset_interval(Duration::from_millis(500))
+            .pull_time_delay_when_exception(Duration::from_millis(200))
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds; panics after [`DEADLINE`].
+async fn wait_for<F, Fut>(what: &str, cond: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tern_runtime::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What a listener saw: (consumer index, body, reconsume times, queue id).
+type Seen = Rc<RefCell<Vec<(usize, String, i32, i32)>>>;
+
+fn recorder(seen: &Seen, who: usize) -> impl Fn(&[tern_net::client::MessageExt]) -> ConsumeStatus {
+    let seen = Rc::clone(seen);
+    move |msgs| {
+        for m in msgs {
+            seen.borrow_mut().push((
+                who,
+                String::from_utf8_lossy(&m.body).into_owned(),
+                m.reconsume_times,
+                m.queue_id,
+            ));
+        }
+        ConsumeStatus::ConsumeSuccess
+    }
+}
+
+#[test]
+fn clustering_splits_queues_and_every_send_mode_is_received_once() {
+    let cluster = Cluster::start();
+    tern_runtime::block_on("client-split", async move {
+        cluster.create_topic("Split").await;
+        let seen: Seen = Rc::default();
+        let mut consumers = Vec::new();
+        for who in 0..2 {
+            let c = cluster
+                .push("g_split")
+                .subscribe("Split", "*")
+                .consume_message_batch_max_size(4)
+                .register_message_listener_concurrently(recorder(&seen, who))
+                .start()
+                .await
+                .unwrap();
+            consumers.push(c);
+        }
+        let split = |c: &PushConsumer| {
+            c.assigned_queues()
+                .iter()
+                .filter(|q| q.topic == "Split")
+                .count()
+        };
+        wait_for("two queues each", || async {
+            consumers.iter().all(|c| split(c) == 2)
+        })
+        .await;
+
+        let producer = cluster.producer("p_split").start().await.unwrap();
+        let mut ids = BTreeSet::new();
+        for i in 0..4 {
+            let r = producer
+                .send(Message::new("Split", format!("sync-{i}")).with_keys([format!("k{i}")]))
+                .await
+                .unwrap();
+            assert_eq!(r.status, SendStatus::SendOk);
+            assert_eq!(r.msg_id.len(), 32);
+            assert!(ids.insert(r.msg_id));
+        }
+        let pending: Vec<_> = (0..4)
+            .map(|i| {
+                tern_runtime::spawn_local(
+                    producer.send_async(Message::new("Split", format!("async-{i}"))),
+                )
+            })
+            .collect();
+        for task in pending {
+            let r = task.await.unwrap();
+            assert!(ids.insert(r.msg_id));
+        }
+        for i in 0..4 {
+            producer
+                .send_oneway(Message::new("Split", format!("oneway-{i}")))
+                .await
+                .unwrap();
+        }
+        let batch = (0..4)
+            .map(|i| Message::new("Split", format!("batch-{i}")).with_tags("B"))
+            .collect();
+        let r = producer.send_batch(batch).await.unwrap();
+        assert_eq!(r.msg_id.split(',').count(), 4);
+
+        wait_for("16 messages", || async { seen.borrow().len() >= 16 }).await;
+        let seen = seen.borrow().clone();
+        let bodies: BTreeSet<&str> = seen.iter().map(|(_, b, _, _)| b.as_str()).collect();
+        assert_eq!(bodies.len(), 16, "duplicates in {seen:?}");
+        assert_eq!(seen.len(), 16);
+        // Each consumer got messages only from its own queues, and both got some.
+        for (who, c) in consumers.iter().enumerate() {
+            let mine: BTreeSet<i32> = c.assigned_queues().iter().map(|q| q.queue_id).collect();
+            let got: Vec<_> = seen.iter().filter(|s| s.0 == who).collect();
+            assert!(!got.is_empty(), "consumer {who} got nothing");
+            assert!(got.iter().all(|s| mine.contains(&s.3)));
+        }
+        producer.shutdown().await;
+        // Shutdown does not wait for the held long polls.
+        let started = Instant::now();
+        for c in consumers {
+            c.shutdown().await;
+        }
+        assert!(started.elapsed() < Duration::from_millis(1500));
+    })
+    .unwrap();
+}
+
+#[test]
+fn tag_expression_filters_messages() {
+    let cluster = Cluster::start();
+    tern_runtime::block_on("client-tags", async move {
+        cluster.create_topic("Tags").await;
+        let seen: Seen = Rc::default();
+        let consumer = cluster
+            .push("g_tags")
+            .subscribe("Tags", "TagA || TagB")
+            .register_message_listener_concurrently(recorder(&seen, 0))
+            .start()
+            .await
+            .unwrap();
+        let producer = cluster.producer("p_tags").start().await.unwrap();
+        let q0 = producer.fetch_publish_queues("Tags").await.unwrap()[0].clone();
+        // All on one queue, so the TagC messages are behind none of the awaited ones.
+        for (i, tag) in ["TagC", "TagA", "TagC", "TagB", "TagA"].iter().enumerate() {
+            let msg = Message::new("Tags", format!("{tag}-{i}")).with_tags(*tag);
+            producer.send_to_queue(msg, &q0).await.unwrap();
+        }
+        wait_for("3 messages", || async { seen.borrow().len() >= 3 }).await;
+        let bodies: Vec<String> = seen.borrow().iter().map(|s| s.1.clone()).collect();
+        assert_eq!(bodies, ["TagA-1", "TagB-3", "TagA-4"]);
+        producer.shutdown().await;
+        consumer.shutdown().await;
+    })
+    .unwrap();
+}
+
+#[test]
+fn broadcasting_delivers_every_message_to_each_consumer() {
+    let cluster = Cluster::start();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let paths: Vec<_> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+    tern_runtime::block_on("client-broadcast", async move {
+        cluster.create_topic("Bcast").await;
+        let seen: Seen = Rc::default();
+        let mut consumers = Vec::new();
+        for (who, dir) in paths.iter().enumerate() {
+            let c = cluster
+                .push("g_bcast")
+                .message_model(MessageModel::Broadcasting)
+                .offset_store_dir(dir)
+                .subscribe("Bcast", "*")
+                .register_message_listener_concurrently(recorder(&seen, who))
+                .start()
+                .await
+                .unwrap();
+            consumers.push(c);
+        }
+        wait_for("all queues each", || async {
+            consumers
+                .iter()
+                .all(|c| c.assigned_queues().len() == QUEUES as usize)
+        })
+        .await;
+        let producer = cluster.producer("p_bcast").start().await.unwrap();
+        for i in 0..6 {
+            producer
+                .send(Message::new("Bcast", format!("b-{i}")))
+                .await
+                .unwrap();
+        }
+        wait_for("6 messages each", || async { seen.borrow().len() >= 12 }).await;
+        for who in 0..2 {
+            let got: BTreeSet<String> = seen
+                .borrow()
+                .iter()
+                .filter(|s| s.0 == who)
+                .map(|s| s.1.clone())
+                .collect();
+            assert_eq!(got.len(), 6, "consumer {who}");
+        }
+        producer.shutdown().await;
+        for c in consumers {
+            c.shutdown().await;
+        }
+        // Each consumer's offsets are in its own file: 6 messages consumed in all.
+        for dir in &paths {
+            let text = std::fs::read_to_string(dir.join("g_bcast").join("offsets.json")).unwrap();
+            let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let total: i64 = file["offsetTable"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["offset"].as_i64().unwrap())
+                .sum();
+            assert_eq!(total, 6, "{text}");
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+fn reconsume_later_redelivers_with_reconsume_times_incremented() {
+    let cluster = Cluster::start();
+    tern_runtime::block_on("client-retry", async move {
+        cluster.create_topic("Retry").await;
+        let seen: Seen = Rc::default();
+        let recorded = Rc::clone(&seen);
+        let consumer = cluster
+            .push("g_retry")
+            .subscribe("Retry", "*")
+            .register_message_listener_concurrently(move |msgs| {
+                let m = &msgs[0];
+                recorded.borrow_mut().push((
+                    0,
+                    String::from_utf8_lossy(&m.body).into_owned(),
+                    m.reconsume_times,
+                    m.queue_id,
+                ));
+                assert_eq!(
+                    m.topic, "Retry",
+                    "a retried message shows its original topic"
+                );
+                if m.reconsume_times == 0 {
+                    ConsumeStatus::ReconsumeLater
+                } else {
+                    ConsumeStatus::ConsumeSuccess
+                }
+            })
+            .start()
+            .await
+            .unwrap();
+        let producer = cluster.producer("p_retry").start().await.unwrap();
+        for i in 0..3 {
+            producer
+                .send(Message::new("Retry", format!("r-{i}")).with_tags("T"))
+                .await
+                .unwrap();
+        }
+        wait_for("6 deliveries", || async { seen.borrow().len() >= 6 }).await;
+        let mut times: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (_, body, reconsume, _) in seen.borrow().iter() {
+            times.entry(body.clone()).or_default().push(*reconsume);
+        }
+        for i in 0..3 {
+            assert_eq!(times[&format!("r-{i}")], [0, 1], "{times:?}");
+        }
+        producer.shutdown().await;
+        consumer.shutdown().await;
+    })
+    .unwrap();
+}
+
+#[test]
+fn ordered_sends_keep_each_order_on_one_queue_in_order() {
+    let cluster = Cluster::start();
+    tern_runtime::block_on("client-order", async move {
+        cluster.create_topic("Orders").await;
+        let producer = cluster.producer("p_order").start().await.unwrap();
+        let mut queue_of: BTreeMap<String, i32> = BTreeMap::new();
+        for step in 0..5 {
+            for order in 0..6 {
+                let id = format!("order-{order}");
+                let msg = Message::new("Orders", format!("{id}:{step}")).with_keys([id.as_str()]);
+                let r = producer
+                    .send_select(msg, &SelectByHash, id.as_str())
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    *queue_of.entry(id).or_insert(r.queue.queue_id),
+                    r.queue.queue_id
+                );
+            }
+        }
+        producer.shutdown().await;
+        // Read every queue back: each order's steps are on its queue, in order.
+        let pull = PullConsumer::builder("g_order")
+            .namesrv_addr(&cluster.ns)
+            .start()
+            .await
+            .unwrap();
+        let mut steps: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for mq in pull.fetch_subscribe_message_queues("Orders").await.unwrap() {
+            let r = pull.pull(&mq, "*", 0, 64).await.unwrap();
+            for m in r.messages {
+                let body = String::from_utf8(m.body).unwrap();
+                let (id, step) = body.split_once(':').unwrap();
+                assert_eq!(queue_of[id], mq.queue_id, "{body} on the wrong queue");
+                steps
+                    .entry(id.to_string())
+                    .or_default()
+                    .push(step.parse().unwrap());
+            }
+        }
+        assert_eq!(steps.len(), 6);
+        for (id, s) in steps {
+            assert_eq!(s, [0, 1, 2, 3, 4], "{id}");
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+fn pull_consumer_pulls_commits_and_a_new_consumer_resumes() {
+    let cluster = Cluster::start();
+    tern_runtime::block_on("client-pull", async move {
+        cluster.create_topic("Pull").await;
+        let producer = cluster.producer("p_pull").start().await.unwrap();
+        for i in 0..10 {
+            let tag = if i % 2 == 0 { "even" } else { "odd" };
+            producer
+                .send(Message::new("Pull", format!("m-{i}")).with_tags(tag))
+                .await
+                .unwrap();
+        }
+        let first = PullConsumer::builder("g_pull")
+            .namesrv_addr(&cluster.ns)
+            .start()
+            .await
+            .unwrap();
+        let queues = first.fetch_subscribe_message_queues("Pull").await.unwrap();
+        assert_eq!(queues.len(), QUEUES as usize);
+        let mut total = 0;
+        let mut odd = 0;
+        for mq in &queues {
+            let offset = first.fetch_consume_offset(mq, true).await.unwrap().max(0);
+            let r = first.pull(mq, "*", offset, 32).await.unwrap();
+            assert_eq!(r.status, PullStatus::Found);
+            total += r.messages.len();
+            assert_eq!(r.next_begin_offset, r.max_offset);
+            let nothing = first.pull(mq, "*", r.next_begin_offset, 32).await.unwrap();
+            assert_eq!(nothing.status, PullStatus::NoNewMsg);
+            let filtered = first.pull(mq, "odd", offset, 32).await.unwrap();
+            assert!(filtered.messages.iter().all(|m| m.tags() == Some("odd")));
+            odd += filtered.messages.len();
+            first.update_consume_offset(mq, r.next_begin_offset);
+        }
+        assert_eq!((total, odd), (10, 5));
+        first.shutdown().await.unwrap();
+
+        for i in 10..12 {
+            producer
+                .send(Message::new("Pull", format!("m-{i}")))
+                .await
+                .unwrap();
+        }
+        let second = PullConsumer::builder("g_pull")
+            .namesrv_addr(&cluster.ns)
+            .start()
+            .await
+            .unwrap();
+        let mut resumed = Vec::new();
+        for mq in &second.fetch_subscribe_message_queues("Pull").await.unwrap() {
+            let offset = second.fetch_consume_offset(mq, true).await.unwrap();
+            assert!(offset >= 0);
+            let r = second.pull(mq, "*", offset, 32).await.unwrap();
+            resumed.extend(
+                r.messages
+                    .into_iter()
+                    .map(|m| String::from_utf8(m.body).unwrap()),
+            );
+        }
+        resumed.sort();
+        assert_eq!(resumed, ["m-10", "m-11"]);
+        producer.shutdown().await;
+        second.shutdown().await.unwrap();
+    })
+    .unwrap();
+}
