@@ -64,6 +64,31 @@ fn spawn_server(bin: &str, args: &[&str]) -> (Proc, SocketAddr) {
     (Proc(child), addr)
 }
 
+/// Starts a one-core broker named `name` storing under `dir`, registered with `ns` every 300 ms.
+fn spawn_broker(ns: &str, name: &str, dir: &std::path::Path) -> (Proc, String) {
+    let store = dir.join(name).display().to_string();
+    let args = [
+        "-n",
+        ns,
+        "--listen-port",
+        "0",
+        "--broker-ip",
+        "127.0.0.1",
+        "--broker-name",
+        name,
+        "--cores",
+        "1",
+        "--store-path-root-dir",
+        &store,
+        "--mapped-file-size-commit-log",
+        "4194304",
+        "--set",
+        "registerNameServerPeriod=300",
+    ];
+    let (proc, addr) = spawn_server(env!("CARGO_BIN_EXE_tern-broker"), &args);
+    (proc, format!("127.0.0.1:{}", addr.port()))
+}
+
 impl Cluster {
     fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
@@ -72,54 +97,24 @@ impl Cluster {
             &["--listen", "127.0.0.1:0"],
         );
         let ns = format!("127.0.0.1:{}", ns_addr.port());
-        let store = dir.path().display().to_string();
-        let args = [
-            "-n",
-            &ns,
-            "--listen-port",
-            "0",
-            "--broker-ip",
-            "127.0.0.1",
-            "--cores",
-            "1",
-            "--store-path-root-dir",
-            &store,
-            "--mapped-file-size-commit-log",
-            "4194304",
-            "--set",
-            "registerNameServerPeriod=300",
-        ];
-        let (broker_proc, broker_addr) = spawn_server(env!("CARGO_BIN_EXE_tern-broker"), &args);
+        let (broker_proc, broker) = spawn_broker(&ns, "broker-a", dir.path());
         Cluster {
             _ns: ns_proc,
             _broker: broker_proc,
             _dir: dir,
             ns,
-            broker: format!("127.0.0.1:{}", broker_addr.port()),
+            broker,
         }
     }
 
     /// Creates `topic` with [`QUEUES`] queues and waits until the nameserver routes it.
     async fn create_topic(&self, topic: &str) {
-        let c = RemotingClient::new(ClientConfig::default());
-        let create = CreateTopicRequestHeader {
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: QUEUES,
-            write_queue_nums: QUEUES,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            ..Default::default()
-        };
-        let rsp = c
-            .invoke(
-                &self.broker,
-                RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&create),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        create_topic_on(&self.broker, topic).await;
+        self.wait_route(topic, QUEUES as usize).await;
+    }
+
+    /// Waits until the nameserver routes `queues` readable queues of `topic`.
+    async fn wait_route(&self, topic: &str, queues: usize) {
         let probe = PullConsumer::builder("route_probe")
             .namesrv_addr(&self.ns)
             .start()
@@ -129,10 +124,9 @@ impl Cluster {
             probe
                 .fetch_subscribe_message_queues(topic)
                 .await
-                .is_ok_and(|q| q.len() == QUEUES as usize)
+                .is_ok_and(|q| q.len() == queues)
         })
         .await;
-        drop(probe);
     }
 
     fn producer(&self, group: &str) -> tern_net::client::ProducerBuilder {
@@ -151,6 +145,29 @@ impl Cluster {
             .persist_consumer_offset_interval(Duration::from_millis(500))
             .pull_time_delay_when_exception(Duration::from_millis(200))
     }
+}
+
+/// Creates `topic` with [`QUEUES`] queues on the broker at `broker`.
+async fn create_topic_on(broker: &str, topic: &str) {
+    let c = RemotingClient::new(ClientConfig::default());
+    let create = CreateTopicRequestHeader {
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        read_queue_nums: QUEUES,
+        write_queue_nums: QUEUES,
+        perm: 6,
+        topic_filter_type: "SINGLE_TAG".into(),
+        ..Default::default()
+    };
+    let rsp = c
+        .invoke(
+            broker,
+            RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&create),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
 }
 
 /// Polls `cond` every 20 ms until it holds; panics after [`DEADLINE`].
@@ -530,4 +547,276 @@ fn pull_consumer_pulls_commits_and_a_new_consumer_resumes() {
         second.shutdown().await.unwrap();
     })
     .unwrap();
+}
+
+#[test]
+fn sends_retry_on_another_broker_when_one_dies() {
+    let cluster = Cluster::start();
+    let (broker_b, addr_b) = spawn_broker(&cluster.ns, "broker-b", cluster._dir.path());
+    tern_runtime::block_on("client-failover", async move {
+        let mut broker_b = Some(broker_b);
+        create_topic_on(&cluster.broker, "Failover").await;
+        create_topic_on(&addr_b, "Failover").await;
+        cluster.wait_route("Failover", 2 * QUEUES as usize).await;
+        let producer = cluster
+            .producer("p_failover")
+            .send_latency_fault_enable(true)
+            .send_msg_timeout(Duration::from_secs(2))
+            .start()
+            .await
+            .unwrap();
+        let mut brokers = BTreeSet::new();
+        for i in 0..8 {
+            let r = producer
+                .send(Message::new("Failover", format!("before-{i}")))
+                .await
+                .unwrap();
+            brokers.insert(r.queue.broker_name);
+        }
+        assert_eq!(brokers.len(), 2, "round robin uses both brokers");
+        drop(broker_b.take()); // SIGKILL
+        for i in 0..8 {
+            let r = producer
+                .send(Message::new("Failover", format!("after-{i}")))
+                .await
+                .unwrap();
+            assert_eq!(r.queue.broker_name, "broker-a", "send {i}");
+        }
+        producer.shutdown().await;
+    })
+    .unwrap();
+}
+
+/// What the orderly stub saw and holds: a nameserver and broker in one process, for the
+/// LOCK_BATCH_MQ that Tern's broker does not serve yet.
+#[derive(Default)]
+struct StubState {
+    /// The stub's own address (its route points at itself).
+    addr: String,
+    client_ids: Vec<String>,
+    /// Stored records per queue.
+    records: Vec<Vec<Vec<u8>>>,
+    /// "lock <queue ids>", "pull <queue id>", "unlock", in arrival order.
+    log: Vec<String>,
+    /// Committed offsets per queue id.
+    committed: BTreeMap<i32, i64>,
+}
+
+struct StubHandler(std::sync::Arc<std::sync::Mutex<StubState>>);
+
+impl StubHandler {
+    fn answer(&self, req: &RemotingCommand) -> (RemotingCommand, bool) {
+        use tern_net::body::{BrokerData, QueueData, TopicRouteData};
+        use tern_net::header::{PullMessageRequestHeader, PullMessageResponseHeader};
+        let mut st = self.0.lock().unwrap();
+        let ok = |body: Vec<u8>| {
+            RemotingCommand::response_to(req, response::SUCCESS, None).with_body(body)
+        };
+        match req.code {
+            request::GET_ROUTEINFO_BY_TOPIC if req.ext("topic") == Some("Ord") => {
+                let route = TopicRouteData {
+                    broker_datas: vec![BrokerData {
+                        broker_addrs: BTreeMap::from([(0, st.addr.clone())]),
+                        broker_name: "stub".into(),
+                        cluster: "c".into(),
+                        ..BrokerData::default()
+                    }],
+                    queue_datas: vec![QueueData {
+                        broker_name: "stub".into(),
+                        perm: 6,
+                        read_queue_nums: 2,
+                        write_queue_nums: 2,
+                        topic_sys_flag: 0,
+                    }],
+                    ..TopicRouteData::default()
+                };
+                (ok(tern_net::body::encode(&route)), false)
+            }
+            request::GET_ROUTEINFO_BY_TOPIC => (
+                RemotingCommand::response_to(req, response::TOPIC_NOT_EXIST, None),
+                false,
+            ),
+            request::HEART_BEAT => {
+                let hb: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+                let id = hb["clientID"].as_str().unwrap().to_string();
+                if !st.client_ids.contains(&id) {
+                    st.client_ids.push(id);
+                }
+                (ok(Vec::new()), false)
+            }
+            request::GET_CONSUMER_LIST_BY_GROUP => {
+                let body = serde_json::json!({ "consumerIdList": st.client_ids });
+                (ok(body.to_string().into_bytes()), false)
+            }
+            request::QUERY_CONSUMER_OFFSET => (
+                RemotingCommand::response_to(req, response::QUERY_NOT_FOUND, None),
+                false,
+            ),
+            request::LOCK_BATCH_MQ | request::UNLOCK_BATCH_MQ => {
+                let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+                let ids: Vec<String> = body["mqSet"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|q| q["queueId"].to_string())
+                    .collect();
+                let verb = if req.code == request::LOCK_BATCH_MQ {
+                    "lock"
+                } else {
+                    "unlock"
+                };
+                st.log.push(format!("{verb} {}", ids.join(",")));
+                let rsp = serde_json::json!({ "lockOKMQSet": body["mqSet"] });
+                (ok(rsp.to_string().into_bytes()), false)
+            }
+            request::PULL_MESSAGE => {
+                let h: PullMessageRequestHeader = req.decode_header().unwrap();
+                st.log.push(format!("pull {}", h.queue_id));
+                let queue = &st.records[h.queue_id as usize];
+                let from = h.queue_offset as usize;
+                let to = (from + h.max_msg_nums as usize).min(queue.len());
+                let header = |next: usize| PullMessageResponseHeader {
+                    next_begin_offset: next as i64,
+                    max_offset: queue.len() as i64,
+                    ..PullMessageResponseHeader::default()
+                };
+                if from >= queue.len() {
+                    let rsp = RemotingCommand::response_to(req, response::PULL_NOT_FOUND, None)
+                        .with_header(&header(from));
+                    return (rsp, true);
+                }
+                let body = queue[from..to].concat();
+                (ok(body).with_header(&header(to)), false)
+            }
+            request::UPDATE_CONSUMER_OFFSET => {
+                let q: i32 = req.ext("queueId").unwrap().parse().unwrap();
+                let o: i64 = req.ext("commitOffset").unwrap().parse().unwrap();
+                st.committed.insert(q, o);
+                (ok(Vec::new()), false)
+            }
+            _ => (ok(Vec::new()), false),
+        }
+    }
+}
+
+impl tern_net::transport::RequestHandler for StubHandler {
+    fn handle<'a>(
+        &'a self,
+        req: RemotingCommand,
+        _conn: &'a tern_net::transport::ConnectionInfo,
+    ) -> tern_net::transport::HandlerFuture<'a> {
+        Box::pin(async move {
+            let (rsp, hold) = self.answer(&req);
+            if hold {
+                // A held long poll, shortened: nothing new will arrive.
+                tern_runtime::sleep(Duration::from_millis(50)).await;
+            }
+            Some(tern_net::transport::Reply::new(rsp))
+        })
+    }
+}
+
+/// Stored records `q<queue>-<i>` for queues 0 and 1, five each.
+fn stub_records() -> Vec<Vec<Vec<u8>>> {
+    use tern_store::message::MessageDraft;
+    let host: SocketAddr = "127.0.0.1:10911".parse().unwrap();
+    (0..2)
+        .map(|q| {
+            (0..5)
+                .map(|i| {
+                    let body = format!("q{q}-{i}");
+                    let draft = MessageDraft {
+                        topic: "Ord",
+                        queue_id: q,
+                        flag: 0,
+                        body: body.as_bytes(),
+                        properties: b"TAGS\x01T\x02",
+                        sys_flag: 0,
+                        born_timestamp: 1,
+                        born_host: host,
+                        store_host: host,
+                        reconsume_times: 0,
+                        prepared_transaction_offset: 0,
+                    };
+                    let mut out = vec![0; draft.stored_len().unwrap()];
+                    draft
+                        .encode_into(i, q as i64 * 1000 + i, 2, &mut out)
+                        .unwrap();
+                    out
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn orderly_listener_locks_queues_and_consumes_each_in_order() {
+    use std::sync::{Arc, Mutex};
+    use tern_net::client::OrderlyStatus;
+    use tern_net::transport::{RequestHandler, Server, ServerConfig};
+
+    let state = Arc::new(Mutex::new(StubState {
+        records: stub_records(),
+        ..StubState::default()
+    }));
+    let for_server = Arc::clone(&state);
+    let server = Server::start(
+        ServerConfig::new("127.0.0.1:0".parse().unwrap()),
+        move |_| Rc::new(StubHandler(Arc::clone(&for_server))) as Rc<dyn RequestHandler>,
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", server.local_addr().port());
+    state.lock().unwrap().addr = addr.clone();
+    tern_runtime::block_on("client-orderly", async move {
+        let seen: Rc<RefCell<Vec<(i32, String, i32)>>> = Rc::default();
+        let recorded = Rc::clone(&seen);
+        let consumer = PushConsumer::builder("g_orderly")
+            .namesrv_addr(&addr)
+            .consume_from_where(ConsumeFromWhere::FirstOffset)
+            .suspend_current_queue_time(Duration::from_millis(100))
+            .subscribe("Ord", "*")
+            .register_message_listener_orderly(move |msgs| {
+                let m = &msgs[0];
+                let body = String::from_utf8_lossy(&m.body).into_owned();
+                recorded
+                    .borrow_mut()
+                    .push((m.queue_id, body.clone(), m.reconsume_times));
+                if body == "q0-2" && m.reconsume_times == 0 {
+                    OrderlyStatus::SuspendCurrentQueueAMoment
+                } else {
+                    OrderlyStatus::Success
+                }
+            })
+            .start()
+            .await
+            .unwrap();
+        wait_for("11 deliveries", || async { seen.borrow().len() >= 11 }).await;
+        for q in 0..2 {
+            let got: Vec<(String, i32)> = seen
+                .borrow()
+                .iter()
+                .filter(|s| s.0 == q)
+                .map(|s| (s.1.clone(), s.2))
+                .collect();
+            let mut want: Vec<(String, i32)> = (0..5).map(|i| (format!("q{q}-{i}"), 0)).collect();
+            if q == 0 {
+                want.insert(3, ("q0-2".into(), 1));
+            }
+            assert_eq!(got, want, "queue {q}");
+        }
+        consumer.shutdown().await;
+    })
+    .unwrap();
+    server.stop().unwrap();
+    let st = state.lock().unwrap();
+    let first_lock = st.log.iter().position(|l| l.starts_with("lock")).unwrap();
+    let first_pull = st.log.iter().position(|l| l.starts_with("pull")).unwrap();
+    assert!(first_lock < first_pull, "{:?}", st.log);
+    assert_eq!(st.log[first_lock], "lock 0,1");
+    assert!(
+        st.log.iter().any(|l| l.starts_with("unlock")),
+        "{:?}",
+        st.log
+    );
+    assert_eq!(st.committed, BTreeMap::from([(0, 5), (1, 5)]));
 }
