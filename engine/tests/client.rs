@@ -820,3 +820,67 @@ fn orderly_listener_locks_queues_and_consumes_each_in_order() {
     );
     assert_eq!(st.committed, BTreeMap::from([(0, 5), (1, 5)]));
 }
+
+#[test]
+fn rebalance_when_a_consumer_joins_and_leaves_loses_no_message() {
+    let cluster = Cluster::start();
+    tern_runtime::block_on("client-rebalance", async move {
+        cluster.create_topic("Rebal").await;
+        let seen: Seen = Rc::default();
+        let start = |who: usize| {
+            cluster
+                .push("g_rebal")
+                .subscribe("Rebal", "*")
+                .register_message_listener_concurrently(recorder(&seen, who))
+                .start()
+        };
+        let count = |c: &PushConsumer| {
+            c.assigned_queues()
+                .iter()
+                .filter(|q| q.topic == "Rebal")
+                .count()
+        };
+        let producer = cluster.producer("p_rebal").start().await.unwrap();
+        let send_round = |round: usize| {
+            let producer = &producer;
+            async move {
+                for i in 0..8 {
+                    producer
+                        .send(Message::new("Rebal", format!("{round}-{i}")))
+                        .await
+                        .unwrap();
+                }
+            }
+        };
+        let a = start(0).await.unwrap();
+        wait_for("A owns all queues", || async { count(&a) == 4 }).await;
+        send_round(0).await;
+        // B joins while messages keep coming.
+        let b = start(1).await.unwrap();
+        send_round(1).await;
+        wait_for("an even split", || async {
+            count(&a) == 2 && count(&b) == 2
+        })
+        .await;
+        send_round(2).await;
+        // A leaves while messages keep coming; B takes its queues over.
+        a.shutdown().await;
+        send_round(3).await;
+        wait_for("B owns all queues", || async { count(&b) == 4 }).await;
+        send_round(4).await;
+        let all = || {
+            seen.borrow()
+                .iter()
+                .map(|s| s.1.clone())
+                .collect::<BTreeSet<String>>()
+        };
+        wait_for("all 40 messages", || async { all().len() == 40 }).await;
+        assert!(seen
+            .borrow()
+            .iter()
+            .any(|s| s.0 == 1 && s.1.starts_with("4-")));
+        producer.shutdown().await;
+        b.shutdown().await;
+    })
+    .unwrap();
+}
