@@ -2,9 +2,10 @@
 //! decoded from a pull response with the store's record decoder).
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::net::SocketAddr;
 
-use tern_store::message::StoredMessage;
+use tern_store::message::{sys_flag, StoredMessage};
 use tern_store::message_id::MessageId;
 use tern_store::properties;
 
@@ -125,7 +126,9 @@ impl Message {
 pub struct MessageExt {
     /// The topic (for a retried message, the original topic: `RETRY_TOPIC` is applied).
     pub topic: String,
-    /// The body bytes (as stored: a body the producer compressed keeps the COMPRESSED bit of [`MessageExt::sys_flag`]).
+    /// The body bytes. A body the producer compressed with zlib (Java does above 4 KiB) is
+    /// inflated and its COMPRESSED bit cleared; LZ4 and ZSTD bodies (RocketMQ 5) are left as
+    /// stored, the bit set.
     pub body: Vec<u8>,
     /// The producer's flag.
     pub flag: i32,
@@ -230,15 +233,16 @@ pub(crate) fn decode_pulled(body: &[u8], queue: &MessageQueue) -> Result<Vec<Mes
                 topic = original;
             }
         }
+        let (body, flags) = inflate(rec.body, rec.sys_flag)?;
         out.push(MessageExt {
             topic,
-            body: rec.body.to_vec(),
+            body,
             flag: rec.flag,
             broker_name: queue.broker_name.clone(),
             queue_id: rec.queue_id,
             queue_offset: rec.queue_offset,
             commit_log_offset: rec.physical_offset,
-            sys_flag: rec.sys_flag,
+            sys_flag: flags,
             born_timestamp: rec.born_timestamp,
             born_host: rec.born_host,
             store_timestamp: rec.store_timestamp,
@@ -250,6 +254,24 @@ pub(crate) fn decode_pulled(body: &[u8], queue: &MessageQueue) -> Result<Vec<Mes
         rest = rest.get(rec.total_size..).unwrap_or_default();
     }
     Ok(out)
+}
+
+/// Sys-flag bits naming the compression of a COMPRESSED body (RocketMQ 5's
+/// `MessageSysFlag.COMPRESSION_TYPE_COMPARATOR`); 0 and `0x3 << 8` mean zlib.
+const COMPRESSION_TYPE_MASK: i32 = 0x7 << 8;
+const COMPRESSION_ZLIB: i32 = 0x3 << 8;
+
+/// The body as the application should see it, and the sys flag that goes with it.
+fn inflate(body: &[u8], flags: i32) -> Result<(Vec<u8>, i32), String> {
+    let kind = flags & COMPRESSION_TYPE_MASK;
+    if flags & sys_flag::COMPRESSED == 0 || (kind != 0 && kind != COMPRESSION_ZLIB) {
+        return Ok((body.to_vec(), flags));
+    }
+    let mut out = Vec::with_capacity(body.len() * 4);
+    flate2::read::ZlibDecoder::new(body)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("compressed body does not inflate: {e}"))?;
+    Ok((out, flags & !(sys_flag::COMPRESSED | COMPRESSION_TYPE_MASK)))
 }
 
 #[cfg(test)]
@@ -277,6 +299,22 @@ mod tests {
         assert!(Message::new("T", "").validate(10).is_err());
         assert!(Message::new("T", vec![0; 11]).validate(10).is_err());
         assert!(Message::new("T", vec![0; 10]).validate(10).is_ok());
+    }
+
+    #[test]
+    fn zlib_bodies_are_inflated() {
+        use std::io::Write;
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(5));
+        enc.write_all(b"hello hello hello").unwrap();
+        let packed = enc.finish().unwrap();
+        assert_eq!(
+            inflate(&packed, sys_flag::COMPRESSED),
+            Ok((b"hello hello hello".to_vec(), 0))
+        );
+        let lz4 = sys_flag::COMPRESSED | (0x1 << 8);
+        assert_eq!(inflate(b"xx", lz4), Ok((b"xx".to_vec(), lz4)));
+        assert!(inflate(b"not zlib", sys_flag::COMPRESSED).is_err());
+        assert_eq!(inflate(b"plain", 0), Ok((b"plain".to_vec(), 0)));
     }
 
     #[test]
