@@ -4,6 +4,7 @@
 //! request/response codes, typed headers, a glommio transport (server and client) and zero-copy sends.
 
 pub mod body;
+pub mod client;
 pub mod code;
 pub mod codec;
 pub mod header;
