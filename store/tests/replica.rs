@@ -63,7 +63,10 @@ async fn catch_up(master: &MessageStore, slave: &MessageStore, chunk: usize) -> 
         let from = slave.max_phys_offset();
         let bytes = master.read_for_replica(from, chunk).await.expect("read");
         assert!(!bytes.is_empty(), "no progress at {from}");
-        let end = slave.append_replicated(from, &bytes).await.expect("append");
+        let end = slave
+            .append_replicated(from, &bytes, |_, _| {})
+            .await
+            .expect("append");
         assert!(end > from);
         rounds += 1;
     }
@@ -171,14 +174,14 @@ fn bad_chunks_are_refused_without_writing() {
         let first_len = u32::from_be_bytes(chunk[0..4].try_into().expect("4 bytes")) as u64;
         let second = &chunk[first_len as usize..];
         assert!(matches!(
-            slave.append_replicated(first_len, second).await,
+            slave.append_replicated(first_len, second, |_, _| {}).await,
             Err(ReplicaError::Misplaced { .. } | ReplicaError::Store(_))
         ));
         assert_eq!(slave.max_phys_offset(), 0);
         // A damaged second record: the first is applied, the second refused.
         let mut bad = chunk.clone();
         bad[first_len as usize + 4] ^= 0xff; // its MAGICCODE
-        let err = slave.append_replicated(0, &bad).await;
+        let err = slave.append_replicated(0, &bad, |_, _| {}).await;
         assert!(
             matches!(err, Err(ReplicaError::Corrupt { offset, .. }) if offset == first_len),
             "{err:?}"

@@ -24,6 +24,7 @@
 //! | flushConsumerOffsetInterval | `flush_offset_interval` | 5000 ms |
 //! | cleanResourceInterval | `clean_resource_interval` (retention passes) | 10000 ms |
 //! | storePathRootDir, maxMessageSize, … | `store` ([`StoreConfig`]) | store root `./data/broker` |
+//! | haListenPort, haSendHeartbeatInterval, … | `ha` ([`super::ha::config`]) | RocketMQ's |
 //!
 //! Each core's store lives under `<storePathRootDir>/core-<k>/` (the store's own layout).
 
@@ -154,6 +155,8 @@ pub struct BrokerConfig {
     pub clean_resource_interval: Duration,
     /// Storage settings; each core opens shard `k` under `store_path_root_dir/core-<k>`.
     pub store: StoreConfig,
+    /// Replication settings (keys in [`super::ha::config`]).
+    pub ha: super::ha::HaConfig,
 }
 
 impl Default for BrokerConfig {
@@ -180,6 +183,7 @@ impl Default for BrokerConfig {
             flush_offset_interval: Duration::from_secs(5),
             clean_resource_interval: Duration::from_secs(10),
             store,
+            ha: super::ha::HaConfig::default(),
         }
     }
 }
@@ -268,6 +272,7 @@ impl BrokerConfig {
             "registerNameServerPeriod" => self.register_period = millis(key, v)?,
             "flushConsumerOffsetInterval" => self.flush_offset_interval = millis(key, v)?,
             "cleanResourceInterval" => self.clean_resource_interval = millis(key, v)?,
+            _ if self.ha.set(key, v).map_err(|reason| bad(key, v, reason))? => {}
             _ => {
                 return match self.store.set(key, v) {
                     Ok(true) => Ok(KeyUse::Applied),
@@ -417,6 +422,8 @@ impl BrokerConfig {
                 .to_string(),
             ),
         ];
+        let mut lines = Vec::from(lines);
+        self.ha.print(self.listen_port, &mut lines);
         let mut out = String::new();
         let commit_log = s
             .store_path_commit_log

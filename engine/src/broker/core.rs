@@ -147,6 +147,8 @@ pub(crate) struct Core {
     closing: Cell<bool>,
     /// Other cores that sent [`MeshMsg::Drained`] (state core), fired on each.
     drained: Signal,
+    /// Replication state of this core's shard (master side).
+    pub(crate) ha: super::ha::master::HaShard,
 }
 
 impl Core {
@@ -183,6 +185,7 @@ impl Core {
             next_queue: Cell::new(0),
             closing: Cell::new(false),
             drained: Signal::default(),
+            ha: Default::default(),
         })
     }
 
@@ -201,6 +204,11 @@ impl Core {
     /// commit starts here.
     pub(crate) fn begin_closing(&self) {
         self.closing.set(true);
+    }
+
+    /// Whether shutdown has begun.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.get()
     }
 
     /// Tells the state core this core sends no more commits (call after [`Self::begin_closing`]
@@ -388,6 +396,10 @@ impl Core {
             request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => Some(self.on_create_group(&req)),
             request::GET_BROKER_RUNTIME_INFO => Some(self.on_runtime_info(&req)),
             request::GET_BROKER_CONFIG => Some(self.on_get_broker_config(&req)),
+            super::ha::fetch::HA_FETCH => self.on_ha_fetch(req, origin).await,
+            request::GET_ALL_CONSUMER_OFFSET
+            | request::GET_ALL_DELAY_OFFSET
+            | request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => self.on_table_dump(req, origin).await,
             _ => Some(tern_net::transport::not_supported(&req)),
         }
     }

@@ -136,6 +136,9 @@ impl Core {
         req: &RemotingCommand,
         header: &mut SendMessageRequestHeader,
     ) -> Result<(), Box<Reply>> {
+        if let Some(refusal) = self.refuse_if_slave(req) {
+            return Err(Box::new(refusal));
+        }
         if !perm::is_writeable(self.config.broker_permission) {
             return Err(refuse(
                 req,
@@ -278,6 +281,7 @@ impl Core {
             Ok(code) => code,
             Err(rsp) => return *rsp,
         };
+        let code = self.replicated_code(code).await;
         self.stats.puts.set(self.stats.puts.get() + 1);
         self.stats
             .put_bytes
@@ -357,6 +361,7 @@ impl Core {
             Ok(code) => code,
             Err(rsp) => return *rsp,
         };
+        let code = self.replicated_code(code).await;
         self.stats
             .puts
             .set(self.stats.puts.get() + stored.offsets.len() as u64);

@@ -116,6 +116,8 @@ pub struct FoundMessage {
     pub tag_hash: i64,
     /// The stored record, zero-copy.
     pub range: ReadRange,
+    /// Its CommitLog physical offset.
+    pub phys_offset: u64,
 }
 
 /// Result of [`MessageStore::get_messages`], with RocketMQ's next-offset rule per status (see
@@ -597,6 +599,7 @@ impl MessageStore {
                         bytes += range.len();
                         result.messages.push(FoundMessage {
                             queue_offset,
+                            phys_offset: entry.phys_offset as u64,
                             tag_hash: entry.tag_hash,
                             range,
                         });

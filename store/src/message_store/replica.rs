@@ -157,7 +157,13 @@ impl MessageStore {
     /// at physical offset `from`, which must be this store's write position, dispatching each
     /// record to its ConsumeQueue and the Index. Returns the new write position. On an error the
     /// records before the bad one stay appended (each is complete and dispatched).
-    pub async fn append_replicated(&self, from: u64, bytes: &[u8]) -> Result<u64, ReplicaError> {
+    /// `on_record(topic, queue_id)` sees each dispatched record (to wake pulls waiting on it).
+    pub async fn append_replicated(
+        &self,
+        from: u64,
+        bytes: &[u8],
+        mut on_record: impl FnMut(&str, i32),
+    ) -> Result<u64, ReplicaError> {
         if self.shut_down.get() || self.dispatch_failed.get() {
             return Err(ReplicaError::NotWritable);
         }
@@ -178,6 +184,7 @@ impl MessageStore {
                     })?;
                     self.commit_log.append_replicated(at, record).await?;
                     self.dispatch_replicated(at, m.queue_id, &Dispatch::of(&m))?;
+                    on_record(m.topic, m.queue_id);
                     self.last_append.set(AppendMark {
                         end: at + m.total_size as u64,
                         store_timestamp: m.store_timestamp,
