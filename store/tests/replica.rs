@@ -189,13 +189,15 @@ fn bad_chunks_are_refused_without_writing() {
         assert_eq!(slave.max_phys_offset(), first_len);
         // Garbage is not a record.
         assert!(matches!(
-            slave.append_replicated(first_len, &[7u8; 64]).await,
+            slave
+                .append_replicated(first_len, &[7u8; 64], |_, _| {})
+                .await,
             Err(ReplicaError::Corrupt { .. })
         ));
         // The rest of the good chunk applies.
         assert_eq!(
             slave
-                .append_replicated(first_len, second)
+                .append_replicated(first_len, second, |_, _| {})
                 .await
                 .expect("append"),
             master.max_phys_offset()
