@@ -111,3 +111,81 @@ impl FetchAnswer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole frame: 4-byte length, JSON type byte + 24-bit header length, header, body.
+    fn frame(cmd: &RemotingCommand) -> Vec<u8> {
+        let mut out = Vec::new();
+        tern_net::frame::encode(cmd, &mut out);
+        out
+    }
+
+    fn expected(header: &str, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&((4 + header.len() + body.len()) as u32).to_be_bytes());
+        out.push(0); // JSON
+        out.extend_from_slice(&(header.len() as u32).to_be_bytes()[1..]);
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn request_frame_is_byte_exact_and_round_trips() {
+        let req = FetchRequest {
+            shard: 1,
+            offset: (1 << 56) + 4096,
+            cores: 2,
+            max_bytes: 1 << 20,
+            wait_millis: 5000,
+        };
+        let mut cmd = req.to_command();
+        cmd.opaque = 7;
+        let header = concat!(
+            r#"{"code":9101,"extFields":{"cores":"2","maxBytes":"1048576","#,
+            r#""offset":"72057594037932032","shard":"1","waitMillis":"5000"},"#,
+            r#""flag":0,"language":"JAVA","opaque":7,"serializeTypeCurrentRPC":"JSON","version":0}"#
+        );
+        let bytes = frame(&cmd);
+        assert_eq!(bytes, expected(header, b""));
+        let decoded = tern_net::frame::decode(&bytes).expect("decode");
+        assert_eq!(FetchRequest::from_command(&decoded), Ok(req));
+    }
+
+    #[test]
+    fn answer_frame_is_byte_exact_and_round_trips() {
+        let mut req = RemotingCommand::request(HA_FETCH);
+        req.opaque = 9;
+        let answer = FetchAnswer {
+            offset: 256,
+            master_max_offset: 1024,
+        };
+        let cmd = answer.to_command(&req, b"REC".to_vec());
+        let header = concat!(
+            r#"{"code":0,"extFields":{"masterMaxOffset":"1024","offset":"256"},"#,
+            r#""flag":1,"language":"JAVA","opaque":9,"serializeTypeCurrentRPC":"JSON","version":0}"#
+        );
+        let bytes = frame(&cmd);
+        assert_eq!(bytes, expected(header, b"REC"));
+        let decoded = tern_net::frame::decode(&bytes).expect("decode");
+        assert_eq!(FetchAnswer::from_command(&decoded), Ok(answer));
+        assert_eq!(decoded.body, b"REC");
+    }
+
+    #[test]
+    fn missing_fields_are_typed_errors() {
+        let mut cmd = RemotingCommand::request(HA_FETCH);
+        assert_eq!(
+            FetchRequest::from_command(&cmd),
+            Err(FetchFieldError("shard"))
+        );
+        cmd.ext_fields.insert("shard".into(), "x".into());
+        assert_eq!(
+            FetchRequest::from_command(&cmd),
+            Err(FetchFieldError("shard"))
+        );
+    }
+}
