@@ -207,7 +207,9 @@ fn sync_master_acks_survive_kill_9_and_the_slave_serves_them() {
     let (m_port, m_ha) = (free_port(), free_port());
     let ha = format!("haListenPort={m_ha}");
     let (mut master, m_addr) = broker(&ns, m_dir.path(), m_port, "SYNC_MASTER", &[&ha]);
-    let (_slave, s_addr) = broker(&ns, s_dir.path(), free_port(), "SLAVE", &[]);
+    let s_port = free_port();
+    let (mut slave, s_addr) = broker(&ns, s_dir.path(), s_port, "SLAVE", &[]);
+    let s_path = s_dir.path().to_path_buf();
     tern_runtime::block_on("sync-master", async move {
         let c = RemotingClient::new(ClientConfig::default());
         // Until the slave replicates, a SYNC_MASTER stores but answers SLAVE_NOT_AVAILABLE.
@@ -258,6 +260,16 @@ fn sync_master_acks_survive_kill_9_and_the_slave_serves_them() {
             let held = on_master[q as usize].len() as i64;
             assert_eq!(max_offset(&c, &s_addr, q).await, held);
         }
+
+        // Promotion: the slave restarts as a master on its data and continues the queues.
+        slave.sigterm();
+        let promoted_ha = format!("haListenPort={}", free_port());
+        let (_promoted, p_addr) = broker(&ns, &s_path, s_port, "ASYNC_MASTER", &[&promoted_ha]);
+        let c = RemotingClient::new(ClientConfig::default());
+        let rsp = send(&c, &p_addr, 1, b"after failover").await;
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        let h: SendMessageResponseHeader = rsp.decode_header().expect("send header");
+        assert_eq!(h.queue_offset, on_master[1].len() as i64);
     })
     .unwrap();
 }
