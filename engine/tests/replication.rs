@@ -48,11 +48,20 @@ impl Proc {
 
 /// Starts `bin` with `args`; returns it with the address of its "listening on" line.
 fn spawn_server(bin: &str, args: &[String]) -> (Proc, String) {
+    spawn_logged(bin, args, None)
+}
+
+/// [`spawn_server`] with the process's log (stderr) written to `log` when given.
+fn spawn_logged(bin: &str, args: &[String], log: Option<&Path>) -> (Proc, String) {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new(bin)
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
@@ -83,6 +92,20 @@ fn free_port() -> u16 {
 
 /// A broker of `broker-ha` with 2 cores and short replication timings.
 fn broker(ns: &str, dir: &Path, port: u16, role: &str, extra: &[&str]) -> (Proc, String) {
+    spawn_server(
+        env!("CARGO_BIN_EXE_tern-broker"),
+        &broker_args(ns, dir, port, role, extra, 2),
+    )
+}
+
+fn broker_args(
+    ns: &str,
+    dir: &Path,
+    port: u16,
+    role: &str,
+    extra: &[&str],
+    cores: usize,
+) -> Vec<String> {
     let id = if role == "SLAVE" { "1" } else { "0" };
     let mut args: Vec<String> = [
         "-n",
@@ -92,7 +115,7 @@ fn broker(ns: &str, dir: &Path, port: u16, role: &str, extra: &[&str]) -> (Proc,
         "--broker-ip",
         "127.0.0.1",
         "--cores",
-        "2",
+        &cores.to_string(),
         "--broker-name",
         "broker-ha",
         "--broker-id",
@@ -120,7 +143,7 @@ fn broker(ns: &str, dir: &Path, port: u16, role: &str, extra: &[&str]) -> (Proc,
         args.push("--set".into());
         args.push(kv);
     }
-    spawn_server(env!("CARGO_BIN_EXE_tern-broker"), &args)
+    args
 }
 
 fn send_header(queue_id: i32) -> SendMessageRequestHeader {
@@ -188,6 +211,25 @@ async fn max_offset(c: &RemotingClient, addr: &str, queue_id: i32) -> i64 {
         .map_or(-1, |h| h.offset)
 }
 
+/// `suggestWhichBrokerId` of a pull of queue `queue_id` from offset 0.
+async fn suggested_broker(c: &RemotingClient, addr: &str, queue_id: i32) -> i64 {
+    let h = PullMessageRequestHeader {
+        consumer_group: "ha_cg".into(),
+        topic: TOPIC.into(),
+        queue_id,
+        max_msg_nums: 1,
+        sys_flag: 4,
+        subscription: Some("*".into()),
+        expression_type: Some("TAG".into()),
+        ..PullMessageRequestHeader::default()
+    };
+    let cmd = RemotingCommand::request(request::PULL_MESSAGE).with_header(&h);
+    let rsp = c.invoke(addr, cmd, TIMEOUT).await.expect("pull");
+    assert_eq!(rsp.code, response::SUCCESS);
+    let h: PullMessageResponseHeader = rsp.decode_header().expect("pull header");
+    h.suggest_which_broker_id
+}
+
 async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;
     while !cond().await {
@@ -238,6 +280,8 @@ fn sync_master_acks_survive_kill_9_and_the_slave_serves_them() {
             let h: SendMessageResponseHeader = rsp.decode_header().expect("send header");
             acked.push((q, h.queue_offset, body(i)));
         }
+        // A reader near the end is served from memory: the master suggests itself.
+        assert_eq!(suggested_broker(&c, &m_addr, 2).await, 0);
         let mut on_master = Vec::new();
         for q in 0..QUEUES {
             on_master.push(records(&c, &m_addr, q).await.expect("master records"));
@@ -280,7 +324,14 @@ fn async_slave_restarted_during_load_catches_up() {
     let (_ns, ns) = namesrv();
     let m_ha = free_port();
     let ha = format!("haListenPort={m_ha}");
-    let (_master, m_addr) = broker(&ns, m_dir.path(), free_port(), "ASYNC_MASTER", &[&ha]);
+    // With accessMessageInMemoryMaxRatio=0 any lagging reader is steered to the slave.
+    let (_master, m_addr) = broker(
+        &ns,
+        m_dir.path(),
+        free_port(),
+        "ASYNC_MASTER",
+        &[&ha, "accessMessageInMemoryMaxRatio=0"],
+    );
     let s_port = free_port();
     let (slave, s_addr) = broker(&ns, s_dir.path(), s_port, "SLAVE", &[]);
     let mut slave = Some(slave);
@@ -312,6 +363,8 @@ fn async_slave_restarted_during_load_catches_up() {
             records(&c, &s_addr, 0).await.is_ok()
         })
         .await;
+        assert_eq!(suggested_broker(&c, &m_addr, 0).await, 1);
+        assert_eq!(suggested_broker(&c, &s_addr, 0).await, 0);
         for q in 0..QUEUES {
             let m = records(&c, &m_addr, q).await.expect("master");
             let s = records(&c, &s_addr, q).await.expect("slave");
@@ -364,6 +417,38 @@ fn disk_guard_refuses_writes_when_full_and_resumes() {
             let recs = records(&c, &addr, q).await.expect("records");
             let first = StoredMessage::decode(&recs[0]).expect("record");
             assert_eq!(first.body, b"before");
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_slave_with_another_core_count_is_refused() {
+    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_ns, ns) = namesrv();
+    let ha = format!("haListenPort={}", free_port());
+    let (_master, m_addr) = broker(&ns, m_dir.path(), free_port(), "ASYNC_MASTER", &[&ha]);
+    let log = s_dir.path().join("slave.log");
+    let args = broker_args(
+        &ns,
+        &s_dir.path().join("store"),
+        free_port(),
+        "SLAVE",
+        &[],
+        1,
+    );
+    let (_slave, s_addr) = spawn_logged(env!("CARGO_BIN_EXE_tern-broker"), &args, Some(&log));
+    tern_runtime::block_on("core-mismatch", async move {
+        let c = RemotingClient::new(ClientConfig::default());
+        for q in 0..QUEUES {
+            assert_eq!(send(&c, &m_addr, q, b"m").await.code, response::SUCCESS);
+        }
+        wait_for("the slave to log the refusal", async || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("core count mismatch"))
+        })
+        .await;
+        for q in 0..QUEUES {
+            assert_eq!(max_offset(&c, &s_addr, q).await, 0);
         }
     })
     .unwrap();
