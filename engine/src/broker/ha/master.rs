@@ -228,3 +228,37 @@ fn total_memory() -> u64 {
             .unwrap_or(8 << 30)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEAT: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn a_slave_is_available_when_recent_and_close_enough() {
+        let ha = HaShard::default();
+        assert!(!ha.slave_available(0, BEAT, 100), "never heard from");
+        ha.heard_from_slave();
+        ha.confirm(1000);
+        assert!(ha.slave_available(1050, BEAT, 100));
+        assert!(!ha.slave_available(1100, BEAT, 100), "too far behind");
+        ha.last_seen.set(Instant::now().checked_sub(BEAT * 3));
+        assert!(!ha.slave_available(1000, BEAT, 100), "silent too long");
+        ha.holding.set(1);
+        assert!(ha.slave_available(1000, BEAT, 100), "a held fetch counts");
+    }
+
+    #[test]
+    fn confirmations_only_grow_and_wake_waiters() {
+        let ha = HaShard::default();
+        let seen = ha.ack_changed.generation();
+        ha.confirm(10);
+        assert_eq!(ha.acked.get(), 10);
+        assert_ne!(ha.ack_changed.generation(), seen);
+        let seen = ha.ack_changed.generation();
+        ha.confirm(5);
+        assert_eq!(ha.acked.get(), 10);
+        assert_eq!(ha.ack_changed.generation(), seen);
+    }
+}
