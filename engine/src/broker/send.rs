@@ -281,12 +281,12 @@ impl Core {
             Ok(code) => code,
             Err(rsp) => return *rsp,
         };
-        let code = self.replicated_code(code).await;
         self.stats.puts.set(self.stats.puts.get() + 1);
         self.stats
             .put_bytes
             .set(self.stats.put_bytes.get() + req.body.len() as u64);
         self.arrivals.arrived(&header.topic, header.queue_id);
+        let code = self.replicated_code(code).await;
         let rsp_header = SendMessageResponseHeader {
             msg_id: MessageId::new(self.store_host, outcome.phys_offset).to_string(),
             queue_id: header.queue_id,
@@ -361,11 +361,11 @@ impl Core {
             Ok(code) => code,
             Err(rsp) => return *rsp,
         };
-        let code = self.replicated_code(code).await;
         self.stats
             .puts
             .set(self.stats.puts.get() + stored.offsets.len() as u64);
         self.arrivals.arrived(&header.topic, header.queue_id);
+        let code = self.replicated_code(code).await;
         let msg_ids: Vec<String> = stored
             .offsets
             .iter()
