@@ -273,6 +273,8 @@ mod tests {
             Duration::from_secs(10)
         );
         assert_eq!(c.sync_flush_timeout, Duration::from_secs(5));
+        assert_eq!(c.disk_space_warning_level_ratio, 90);
+        assert_eq!(c.disk_space_clean_forcibly_ratio, 85);
         assert_eq!(c.max_message_size, 4 << 20);
         assert_eq!(c.delete_when, "04");
         assert_eq!(c.file_reserved_time_hours, 72);
@@ -313,6 +315,8 @@ mod tests {
             ("flushDiskType", "SOMETIMES"),
             ("commitLogIoMode", "tape"),
             ("diskMaxUsedSpaceRatio", "101"),
+            ("diskSpaceWarningLevelRatio", "101"),
+            ("diskSpaceCleanForciblyRatio", "x"),
             ("flushIntervalCommitLog", "-1"),
         ] {
             let e = c.set(k, v).unwrap_err();

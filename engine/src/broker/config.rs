@@ -389,6 +389,14 @@ impl BrokerConfig {
                 "diskMaxUsedSpaceRatio",
                 s.disk_max_used_space_ratio.to_string(),
             ),
+            (
+                "diskSpaceWarningLevelRatio",
+                s.disk_space_warning_level_ratio.to_string(),
+            ),
+            (
+                "diskSpaceCleanForciblyRatio",
+                s.disk_space_clean_forcibly_ratio.to_string(),
+            ),
             ("flushIntervalCommitLog", ms(s.flush_interval_commit_log)),
             (
                 "flushCommitLogLeastPages",
