@@ -66,6 +66,24 @@ impl HaShard {
     }
 }
 
+/// Counts a held fetch for as long as it lives (also when the request's future is dropped).
+struct Holding<'a>(&'a HaShard);
+
+impl<'a> Holding<'a> {
+    fn start(ha: &'a HaShard) -> Self {
+        ha.holding.set(ha.holding.get() + 1);
+        Holding(ha)
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        let held = self.0.holding.get();
+        debug_assert!(held > 0);
+        self.0.holding.set(held.saturating_sub(1));
+    }
+}
+
 impl Core {
     /// HA_FETCH: forwarded to the shard's core, which records the slave's confirmation and
     /// answers with the records that follow (holding the request while there are none).
@@ -113,7 +131,7 @@ impl Core {
         ha.confirm(fetch.offset);
         let wait = Duration::from_millis(fetch.wait_millis).min(MAX_FETCH_WAIT);
         let deadline = Instant::now() + wait;
-        ha.holding.set(ha.holding.get() + 1);
+        let hold = Holding::start(ha);
         let result = loop {
             let seen = self.store.appended.generation();
             let max_bytes = fetch.max_bytes.clamp(1, MAX_FETCH_BYTES) as usize;
@@ -125,7 +143,7 @@ impl Core {
                 other => break other,
             }
         };
-        ha.holding.set(ha.holding.get() - 1);
+        drop(hold);
         ha.heard_from_slave();
         match result {
             Ok(bytes) => Reply::new(
