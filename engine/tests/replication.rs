@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tern_net::body::TopicRouteData;
 use tern_net::code::{request, response};
 use tern_net::header::{
     GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, PullMessageRequestHeader,
@@ -230,6 +231,22 @@ async fn suggested_broker(c: &RemotingClient, addr: &str, queue_id: i32) -> i64 
     h.suggest_which_broker_id
 }
 
+/// The broker ids the nameserver's route of the topic lists for `broker-ha`.
+async fn route_ids(c: &RemotingClient, ns: &str) -> Vec<i64> {
+    let cmd = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_ext("topic", TOPIC);
+    let rsp = c.invoke(ns, cmd, TIMEOUT).await.expect("route");
+    if rsp.code != response::SUCCESS {
+        return Vec::new();
+    }
+    let route: TopicRouteData = tern_net::body::decode(&rsp.body).expect("route body");
+    route
+        .broker_datas
+        .iter()
+        .filter(|b| b.broker_name == "broker-ha")
+        .flat_map(|b| b.broker_addrs.keys().copied())
+        .collect()
+}
+
 async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;
     while !cond().await {
@@ -295,6 +312,11 @@ fn sync_master_acks_survive_kill_9_and_the_slave_serves_them() {
                 "queue {q} differs byte for byte"
             );
         }
+        // The nameserver drops the dead master, so clients route broker-ha to the slave (id 1).
+        wait_for("the route to list only the slave", async || {
+            route_ids(&c, &ns).await == vec![1]
+        })
+        .await;
         for (q, offset, body) in acked {
             let rec = &on_master[q as usize][offset as usize];
             let m = StoredMessage::decode(rec).expect("record");
