@@ -295,6 +295,72 @@ impl CommitLog {
         }
     }
 
+    /// Replication: appends one record the master already encoded (`record`, a whole message
+    /// record) at exactly `phys`, the offset the master stored it at. The bytes are copied as they
+    /// are (the master's STORETIMESTAMP stays). Fails with [`StoreError::ReplicaMisplaced`] when
+    /// `phys` is not the write position or the record would not fit the current segment the way it
+    /// did on the master (then nothing is written).
+    pub async fn append_replicated(&self, phys: u64, record: &[u8]) -> StoreResult<AppendResult> {
+        self.check_replica_position(phys, Some(record.len()))?;
+        let result = self
+            .append_with(record.len(), |out, _, _| out.copy_from_slice(record))
+            .await?;
+        // Only the replication task appends to a slave's log, so nothing moved the position since
+        // the check above; the record is therefore where the master put it.
+        debug_assert_eq!(result.phys_offset, phys);
+        Ok(result)
+    }
+
+    /// Replication: closes the segment being written at `phys` with a blank record, as the master
+    /// did (its blank record starts at `phys`), so the next replicated record starts the next
+    /// segment. Fails with [`StoreError::ReplicaMisplaced`] when `phys` is not the write position.
+    pub fn seal_replicated(&self, phys: u64) -> StoreResult<()> {
+        self.check_replica_position(phys, None)?;
+        let shared = &self.shared;
+        let mut st = shared.state.borrow_mut();
+        if st.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        if let Some(cur) = st.segments.back_mut() {
+            let remaining = cur.remaining();
+            if remaining > 0 {
+                if remaining >= BLANK_RECORD_LEN as u64 {
+                    cur.append_with(BLANK_RECORD_LEN, |out| {
+                        encode_blank(remaining as usize, out)
+                    });
+                }
+                cur.seal();
+                shared.write_pos.set(cur.end());
+                st.appends += 1;
+            }
+        }
+        drop(st);
+        shared.flush.on_append(shared.write_pos.get());
+        Ok(())
+    }
+
+    /// Checks that a replicated record (of `len` bytes; `None` for a blank record) would land at
+    /// `phys`.
+    fn check_replica_position(&self, phys: u64, len: Option<usize>) -> StoreResult<()> {
+        let st = self.shared.state.borrow();
+        let write_pos = self.shared.write_pos.get();
+        let room = st.segments.back().map_or(0, Segment::remaining);
+        // A record goes into the current segment when it leaves room for a blank record; a full
+        // (sealed) or missing segment means a new one starting at the write position.
+        let fits = match len {
+            Some(len) => room == 0 || (len + BLANK_RECORD_LEN) as u64 <= room,
+            None => true,
+        };
+        if phys != write_pos || !fits {
+            return Err(StoreError::ReplicaMisplaced {
+                offset: phys,
+                write_pos,
+                room,
+            });
+        }
+        Ok(())
+    }
+
     /// Waits until everything below `offset` (use [`AppendResult::end`]) is durable, for at most
     /// `syncFlushTimeout`. Appends waiting at the same time share one fdatasync.
     pub async fn wait_durable(&self, offset: u64) -> FlushOutcome {

@@ -90,6 +90,16 @@ pub struct StoreConfig {
     pub file_reserved_time_hours: u32,
     /// `diskMaxUsedSpaceRatio`: percent of the disk the store may fill before forced cleanup (75).
     pub disk_max_used_space_ratio: u32,
+    /// `diskSpaceWarningLevelRatio` (RocketMQ's system property
+    /// `rocketmq.broker.diskSpaceWarningLevelRatio`, here a percentage): past it writes are
+    /// refused until retention frees space (90; clamped to 35..=90 as RocketMQ does).
+    pub disk_space_warning_level_ratio: u32,
+    /// `diskSpaceCleanForciblyRatio` (RocketMQ's `rocketmq.broker.diskSpaceCleanForciblyRatio`, a
+    /// percentage): past it segments are deleted regardless of age (85; clamped to 30..=85).
+    pub disk_space_clean_forcibly_ratio: u32,
+    /// `diskUsageOverrideFile` (Tern; drills and tests): a file holding a used-space percentage
+    /// that the disk guard reads instead of the filesystem's while it exists and parses.
+    pub disk_usage_override_file: Option<PathBuf>,
     /// `maxHashSlotNum`: hash slots per index file (5 000 000).
     pub max_hash_slot_num: u32,
     /// `maxIndexNum`: entries per index file (20 000 000).
@@ -120,11 +130,27 @@ impl Default for StoreConfig {
             delete_when: "04".to_string(),
             file_reserved_time_hours: 72,
             disk_max_used_space_ratio: 75,
+            disk_space_warning_level_ratio: 90,
+            disk_space_clean_forcibly_ratio: 85,
+            disk_usage_override_file: None,
             max_hash_slot_num: 5_000_000,
             max_index_num: 5_000_000 * 4,
             commit_log_io_mode: IoMode::Mmap,
         }
     }
+}
+
+/// A percentage, 0..=100.
+fn percent(key: &str, value: &str) -> Result<u32, ConfigError> {
+    let ratio: u32 = parse(key, value, "expected a percentage")?;
+    if ratio > 100 {
+        return Err(ConfigError {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: "percentage above 100",
+        });
+    }
+    Ok(ratio)
 }
 
 fn parse<T: FromStr>(key: &str, value: &str, reason: &'static str) -> Result<T, ConfigError> {
@@ -203,17 +229,12 @@ impl StoreConfig {
             "maxMessageSize" => self.max_message_size = parse(key, v, "expected bytes")?,
             "deleteWhen" => self.delete_when = v.to_string(),
             "fileReservedTime" => self.file_reserved_time_hours = parse(key, v, "expected hours")?,
-            "diskMaxUsedSpaceRatio" => {
-                let ratio: u32 = parse(key, v, "expected a percentage")?;
-                if ratio > 100 {
-                    return Err(ConfigError {
-                        key: key.to_string(),
-                        value: value.to_string(),
-                        reason: "percentage above 100",
-                    });
-                }
-                self.disk_max_used_space_ratio = ratio
+            "diskMaxUsedSpaceRatio" => self.disk_max_used_space_ratio = percent(key, v)?,
+            "diskSpaceWarningLevelRatio" => self.disk_space_warning_level_ratio = percent(key, v)?,
+            "diskSpaceCleanForciblyRatio" => {
+                self.disk_space_clean_forcibly_ratio = percent(key, v)?
             }
+            "diskUsageOverrideFile" => self.disk_usage_override_file = Some(PathBuf::from(v)),
             "maxHashSlotNum" => self.max_hash_slot_num = parse(key, v, "expected a count")?,
             "maxIndexNum" => self.max_index_num = parse(key, v, "expected a count")?,
             "commitLogIoMode" => {
@@ -252,6 +273,8 @@ mod tests {
             Duration::from_secs(10)
         );
         assert_eq!(c.sync_flush_timeout, Duration::from_secs(5));
+        assert_eq!(c.disk_space_warning_level_ratio, 90);
+        assert_eq!(c.disk_space_clean_forcibly_ratio, 85);
         assert_eq!(c.max_message_size, 4 << 20);
         assert_eq!(c.delete_when, "04");
         assert_eq!(c.file_reserved_time_hours, 72);
@@ -292,6 +315,8 @@ mod tests {
             ("flushDiskType", "SOMETIMES"),
             ("commitLogIoMode", "tape"),
             ("diskMaxUsedSpaceRatio", "101"),
+            ("diskSpaceWarningLevelRatio", "101"),
+            ("diskSpaceCleanForciblyRatio", "x"),
             ("flushIntervalCommitLog", "-1"),
         ] {
             let e = c.set(k, v).unwrap_err();

@@ -59,6 +59,18 @@ pub enum StoreError {
     /// the unflushed tail is unknown, so recovery must decide what survived).
     #[error("the CommitLog is read-only after an I/O error; reopen it to recover")]
     Poisoned,
+    /// Replicated bytes that cannot be placed at the physical offset the master wrote them at: the
+    /// local write position differs, or the record does not fit the current segment (the master
+    /// and the slave use different segment sizes).
+    #[error("replicated record at offset {offset} cannot be placed: local write position {write_pos}, {room} bytes left in the segment")]
+    ReplicaMisplaced {
+        /// The master's offset of the record.
+        offset: u64,
+        /// The local write position.
+        write_pos: u64,
+        /// Bytes left in the local segment being written.
+        room: u64,
+    },
     /// A file in the CommitLog directory is not what the CommitLog wrote (bad name, wrong size, gap).
     #[error("unexpected CommitLog file {path}: {reason}")]
     BadSegment {

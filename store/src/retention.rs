@@ -100,6 +100,28 @@ impl DiskUsageProbe for StatvfsProbe {
     }
 }
 
+/// A probe that reads a used-space percentage (e.g. `93.5`) from a file, falling back to
+/// [`StatvfsProbe`] while the file is missing or unparsable: lets an operator or a test pretend
+/// the disk is full (`diskUsageOverrideFile`).
+#[derive(Clone, Debug)]
+pub struct FileOverrideProbe {
+    /// The file holding the percentage.
+    pub path: std::path::PathBuf,
+}
+
+impl DiskUsageProbe for FileOverrideProbe {
+    fn used_ratio(&self, path: &Path) -> Option<f64> {
+        let pretend = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|p| p.is_finite());
+        match pretend {
+            Some(p) => Some((p / 100.0).clamp(0.0, 1.0)),
+            None => StatvfsProbe.used_ratio(path),
+        }
+    }
+}
+
 /// A validated retention configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetentionPolicy {
@@ -313,5 +335,21 @@ mod tests {
         assert!(StatvfsProbe.used_ratio(Path::new("/no/such/dir")).is_none());
         assert!(SystemClock.local_hour() < 24);
         assert!(SystemClock.now_millis() > 1_600_000_000_000);
+    }
+
+    #[test]
+    fn override_file_replaces_the_filesystem_figure() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = FileOverrideProbe {
+            path: dir.path().join("usage"),
+        };
+        assert!(
+            probe.used_ratio(dir.path()).is_some(),
+            "falls back to statvfs"
+        );
+        std::fs::write(&probe.path, "93.5\n").unwrap();
+        assert_eq!(probe.used_ratio(dir.path()), Some(0.935));
+        std::fs::write(&probe.path, "150").unwrap();
+        assert_eq!(probe.used_ratio(dir.path()), Some(1.0));
     }
 }

@@ -28,6 +28,7 @@
 //! | transactionCheckInterval | `transaction_check_interval` | 30000 ms |
 //! | rebalanceLockMaxLiveTime | `rebalance_lock_max_live_time` (RocketMQ's system property `rocketmq.broker.rebalance.lockMaxLiveTime`) | 60000 ms |
 //! | storePathRootDir, maxMessageSize, … | `store` ([`StoreConfig`]) | store root `./data/broker` |
+//! | haListenPort, haSendHeartbeatInterval, … | `ha` ([`super::ha::config`]) | RocketMQ's |
 //!
 //! Each core's store lives under `<storePathRootDir>/core-<k>/` (the store's own layout).
 
@@ -166,6 +167,8 @@ pub struct BrokerConfig {
     pub rebalance_lock_max_live_time: Duration,
     /// Storage settings; each core opens shard `k` under `store_path_root_dir/core-<k>`.
     pub store: StoreConfig,
+    /// Replication settings (keys in [`super::ha::config`]).
+    pub ha: super::ha::HaConfig,
 }
 
 impl Default for BrokerConfig {
@@ -196,6 +199,7 @@ impl Default for BrokerConfig {
             transaction_check_interval: Duration::from_secs(30),
             rebalance_lock_max_live_time: Duration::from_secs(60),
             store,
+            ha: super::ha::HaConfig::default(),
         }
     }
 }
@@ -290,6 +294,7 @@ impl BrokerConfig {
             }
             "transactionCheckInterval" => self.transaction_check_interval = millis(key, v)?,
             "rebalanceLockMaxLiveTime" => self.rebalance_lock_max_live_time = millis(key, v)?,
+            _ if self.ha.set(key, v).map_err(|reason| bad(key, v, reason))? => {}
             _ => {
                 return match self.store.set(key, v) {
                     Ok(true) => Ok(KeyUse::Applied),
@@ -419,6 +424,14 @@ impl BrokerConfig {
                 "diskMaxUsedSpaceRatio",
                 s.disk_max_used_space_ratio.to_string(),
             ),
+            (
+                "diskSpaceWarningLevelRatio",
+                s.disk_space_warning_level_ratio.to_string(),
+            ),
+            (
+                "diskSpaceCleanForciblyRatio",
+                s.disk_space_clean_forcibly_ratio.to_string(),
+            ),
             ("flushIntervalCommitLog", ms(s.flush_interval_commit_log)),
             (
                 "flushCommitLogLeastPages",
@@ -452,6 +465,8 @@ impl BrokerConfig {
                 .to_string(),
             ),
         ];
+        let mut lines = Vec::from(lines);
+        self.ha.print(self.listen_port, &mut lines);
         let mut out = String::new();
         let commit_log = s
             .store_path_commit_log

@@ -158,6 +158,8 @@ pub(crate) struct Core {
     closing: Cell<bool>,
     /// Other cores that sent [`MeshMsg::Drained`] (state core), fired on each.
     drained: Signal,
+    /// Replication state of this core's shard (master side).
+    pub(crate) ha: super::ha::master::HaShard,
 }
 
 impl Core {
@@ -197,6 +199,7 @@ impl Core {
             next_queue: Cell::new(0),
             closing: Cell::new(false),
             drained: Signal::default(),
+            ha: Default::default(),
         })
     }
 
@@ -421,6 +424,10 @@ impl Core {
             code if super::transaction::internal::is_internal(code) => {
                 self.on_internal(req, origin).await
             }
+            super::ha::fetch::HA_FETCH => self.on_ha_fetch(req, origin).await,
+            request::GET_ALL_CONSUMER_OFFSET
+            | request::GET_ALL_DELAY_OFFSET
+            | request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => self.on_table_dump(req, origin).await,
             _ => Some(tern_net::transport::not_supported(&req)),
         }
     }

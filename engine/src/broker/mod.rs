@@ -63,6 +63,7 @@ mod consumer;
 mod core;
 pub mod filter;
 pub mod groups;
+pub mod ha;
 mod local_sync;
 mod locks;
 mod node;

@@ -78,6 +78,8 @@ struct Shared {
     stop: StopSignal,
     events: Mutex<mpsc::Sender<CoreEvent>>,
     mesh: Mutex<Mesh<MeshMsg>>,
+    /// A slave's master, as the nameservers answer (see [`super::ha`]).
+    master_link: Arc<super::ha::MasterLink>,
 }
 
 enum CoreEvent {
@@ -108,6 +110,7 @@ impl Broker {
             stop: StopSignal::new(),
             events: Mutex::new(mpsc::channel().0),
             mesh: Mutex::new(Mesh::new(cores, MESH_CAPACITY)),
+            master_link: Arc::default(),
             config,
         });
         let (tx, events) = mpsc::channel();
@@ -263,7 +266,18 @@ async fn run_core(server_core: usize, shared: Arc<Shared>, handler: Rc<BrokerHan
     }
     *handler.core.borrow_mut() = Some(Rc::clone(&core));
     handler.ready.open();
-    let registrar = (core.index == STATE_CORE).then(|| Rc::new(Registrar::new(&core.config)));
+    let registrar = (core.index == STATE_CORE).then(|| {
+        Rc::new(Registrar::new(
+            &core.config,
+            Arc::clone(&shared.master_link),
+        ))
+    });
+    super::ha::start_core(
+        &core,
+        Arc::clone(&shared.master_link),
+        Rc::clone(&handler) as Rc<dyn RequestHandler>,
+        shared.stop.clone(),
+    );
     if let Some(r) = &registrar {
         tern_runtime::spawn_local(register_loop(Rc::clone(&core), Rc::clone(r))).detach();
         tern_runtime::spawn_local(persist_loop(Rc::clone(&core))).detach();

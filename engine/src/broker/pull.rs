@@ -228,7 +228,7 @@ impl Core {
                 continue;
             }
             let rsp_header = PullMessageResponseHeader {
-                suggest_which_broker_id: 0,
+                suggest_which_broker_id: self.suggest_broker_id(fetched.last_phys),
                 next_begin_offset: fetched.next_begin,
                 min_offset: fetched.min,
                 max_offset: fetched.max,

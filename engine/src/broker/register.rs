@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tern_net::body::{RegisterBrokerBody, TopicConfigSerializeWrapper};
 use tern_net::code::{request, response};
-use tern_net::header::{RegisterBrokerRequestHeader, UnRegisterBrokerRequestHeader};
+use tern_net::header::{
+    RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnRegisterBrokerRequestHeader,
+};
 use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
 
@@ -28,11 +30,13 @@ pub struct Registrar {
     cluster_name: String,
     broker_id: i64,
     ha_addr: String,
+    /// Where a slave's master is, learned from the nameservers' answers.
+    master: std::sync::Arc<super::ha::MasterLink>,
 }
 
 impl Registrar {
     /// A registrar for `config` (whose `listen_port` is the port actually bound).
-    pub fn new(config: &BrokerConfig) -> Self {
+    pub fn new(config: &BrokerConfig, master: std::sync::Arc<super::ha::MasterLink>) -> Self {
         Registrar {
             client: RemotingClient::new(ClientConfig::default()),
             addrs: config.namesrv_addrs.clone(),
@@ -42,9 +46,10 @@ impl Registrar {
             broker_id: config.broker_id,
             ha_addr: std::net::SocketAddr::new(
                 config.broker_ip,
-                config.listen_port.wrapping_add(1),
+                config.ha.port(config.listen_port),
             )
             .to_string(),
+            master,
         }
     }
 
@@ -72,7 +77,13 @@ impl Registrar {
                 .with_body(body.clone());
             cmd.version = PROTOCOL_VERSION;
             match self.client.invoke(addr, cmd, REGISTER_TIMEOUT).await {
-                Ok(rsp) if rsp.code == response::SUCCESS => ok += 1,
+                Ok(rsp) if rsp.code == response::SUCCESS => {
+                    ok += 1;
+                    if let Ok(h) = rsp.decode_header::<RegisterBrokerResponseHeader>() {
+                        self.master
+                            .learn(h.master_addr.as_deref(), h.ha_server_addr.as_deref());
+                    }
+                }
                 Ok(rsp) => tracing::warn!(namesrv = %addr, code = rsp.code,
                     remark = rsp.remark.as_deref().unwrap_or(""), "registration refused"),
                 Err(e) => tracing::warn!(namesrv = %addr, "registration failed: {e}"),

@@ -139,6 +139,9 @@ impl Core {
         req: &RemotingCommand,
         header: &mut SendMessageRequestHeader,
     ) -> Result<(), Box<Reply>> {
+        if let Some(refusal) = self.refuse_if_slave(req) {
+            return Err(Box::new(refusal));
+        }
         if !perm::is_writeable(self.config.broker_permission) {
             return Err(refuse(
                 req,
@@ -286,6 +289,7 @@ impl Core {
             .put_bytes
             .set(self.stats.put_bytes.get() + req.body.len() as u64);
         self.arrivals.arrived(&header.topic, header.queue_id);
+        let code = self.replicated_code(code).await;
         let rsp_header = SendMessageResponseHeader {
             msg_id: MessageId::new(self.store_host, outcome.phys_offset).to_string(),
             queue_id: header.queue_id,
@@ -364,6 +368,7 @@ impl Core {
             .puts
             .set(self.stats.puts.get() + stored.offsets.len() as u64);
         self.arrivals.arrived(&header.topic, header.queue_id);
+        let code = self.replicated_code(code).await;
         let msg_ids: Vec<String> = stored
             .offsets
             .iter()

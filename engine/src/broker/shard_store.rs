@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use tern_store::config::StoreConfig;
 use tern_store::message::{MessageDraft, StoredMessage};
-use tern_store::message_store::{GetStatus, MessageStore, MessageStoreError, PutStatus};
+use tern_store::message_store::{
+    GetStatus, MessageStore, MessageStoreError, PutStatus, ReplicaError,
+};
 use tern_store::segment::ReadRange;
 
 use super::filter::TagFilter;
+use super::local_sync::Signal;
 
 /// How long shutdown waits for operations in flight before closing anyway.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
@@ -63,6 +66,8 @@ pub struct Fetched {
     pub max: i64,
     /// The matching records, in queue order.
     pub ranges: Vec<ReadRange>,
+    /// Physical offset of the last record read (matching or not), when any was.
+    pub last_phys: Option<u64>,
     /// Number of records.
     pub count: usize,
 }
@@ -72,6 +77,8 @@ pub struct ShardStore {
     inner: RefCell<Option<Rc<MessageStore>>>,
     /// Reused record buffer for the exact tag check.
     scratch: RefCell<Vec<u8>>,
+    /// Fired after every put that stored something (replication waits on it).
+    pub(crate) appended: Signal,
 }
 
 impl ShardStore {
@@ -84,6 +91,7 @@ impl ShardStore {
         Ok(ShardStore {
             inner: RefCell::new(Some(Rc::new(store))),
             scratch: RefCell::new(Vec::new()),
+            appended: Signal::default(),
         })
     }
 
@@ -95,6 +103,9 @@ impl ShardStore {
     pub async fn put(&self, draft: &MessageDraft<'_>) -> Result<Stored, ShardStoreError> {
         let store = self.store()?;
         let outcome = store.put(draft).await;
+        if outcome.status.is_stored() {
+            self.appended.fire();
+        }
         let (phys_offset, queue_offset) = outcome
             .stored
             .map_or((-1, -1), |at| (at.phys_offset as i64, at.queue_offset));
@@ -112,6 +123,9 @@ impl ShardStore {
     ) -> Result<StoredBatch, ShardStoreError> {
         let store = self.store()?;
         let outcome = store.put_batch(drafts).await;
+        if outcome.status.is_stored() {
+            self.appended.fire();
+        }
         Ok(StoredBatch {
             status: outcome.status,
             offsets: outcome
@@ -142,6 +156,7 @@ impl ShardStore {
             max_bytes.max(1) as usize,
             |code| filter.matches_hash(code),
         );
+        let last_phys = result.messages.last().map(|m| m.phys_offset);
         let mut ranges = Vec::with_capacity(result.messages.len());
         let mut scratch = self.scratch.borrow_mut();
         for m in result.messages {
@@ -162,6 +177,7 @@ impl ShardStore {
             max: result.max_offset,
             count: ranges.len(),
             ranges,
+            last_phys,
         })
     }
 
@@ -269,6 +285,27 @@ impl ShardStore {
         let mut out = Vec::with_capacity(range.len());
         self.append_range(&range, &mut out).await?;
         Ok(Some(out))
+    }
+
+    /// Replication, master side: see [`MessageStore::read_for_replica`].
+    pub async fn read_for_replica(
+        &self,
+        from: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ReplicaError> {
+        let store = self.store().map_err(|_| ReplicaError::NotWritable)?;
+        store.read_for_replica(from, max_bytes).await
+    }
+
+    /// Replication, slave side: see [`MessageStore::append_replicated`].
+    pub async fn append_replicated(
+        &self,
+        from: u64,
+        bytes: &[u8],
+        on_record: impl FnMut(&str, i32),
+    ) -> Result<u64, ReplicaError> {
+        let store = self.store().map_err(|_| ReplicaError::NotWritable)?;
+        store.append_replicated(from, bytes, on_record).await
     }
 
     /// The CommitLog's end (0 when closed).

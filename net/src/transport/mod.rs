@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub use client::{ClientConfig, RemotingClient};
 pub use connection::{not_supported, ConnectionInfo, Outbound};
-pub use server::{Server, ServerConfig, StopSignal};
+pub use server::{serve_listener, Server, ServerConfig, StopSignal};
 
 use crate::zero_copy::FileRegion;
 use crate::RemotingCommand;

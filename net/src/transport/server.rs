@@ -185,6 +185,19 @@ impl Server {
     }
 }
 
+/// Serves an extra listener on the calling executor (core `core`) with `handler` until `stop` is
+/// raised, then winds its connections down as [`Server`] does: for a second port served by the
+/// same cores (the broker's HA port).
+pub async fn serve_listener(
+    core: usize,
+    listener: TcpListener,
+    handler: Rc<dyn RequestHandler>,
+    limits: ConnectionLimits,
+    stop: StopSignal,
+) {
+    serve_core(core, listener, handler, limits, stop).await
+}
+
 /// Accepts and serves connections on one core until stopped, then winds them down.
 async fn serve_core(
     core: usize,

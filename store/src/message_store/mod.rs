@@ -22,12 +22,14 @@
 pub(crate) mod dispatch;
 mod error;
 pub(crate) mod queues;
+mod replica;
 mod status;
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 
 pub use error::MessageStoreError;
+pub use replica::ReplicaError;
 pub use status::{GetStatus, PutStatus};
 
 use crate::checkpoint::{
@@ -53,10 +55,11 @@ use crate::segment::ReadRange;
 use dispatch::{index_record, takes_queue_slot, Dispatch};
 use queues::{is_valid_topic, QueueTable};
 
-/// RocketMQ's default `diskSpaceWarningLevelRatio` (percent): past it writes are refused.
+/// RocketMQ's default `diskSpaceWarningLevelRatio` (percent): past it writes are refused (the
+/// default of [`StoreConfig::disk_space_warning_level_ratio`]).
 pub const DISK_SPACE_WARNING_LEVEL_RATIO: u32 = 90;
 /// RocketMQ's default `diskSpaceCleanForciblyRatio` (percent): past it segments are deleted
-/// regardless of age.
+/// regardless of age (the default of [`StoreConfig::disk_space_clean_forcibly_ratio`]).
 pub const DISK_SPACE_CLEAN_FORCIBLY_RATIO: u32 = 85;
 /// RocketMQ's default `deleteFileBatchMax`: segments deleted per retention pass.
 pub const DELETE_FILE_BATCH_MAX: usize = 10;
@@ -113,6 +116,8 @@ pub struct FoundMessage {
     pub tag_hash: i64,
     /// The stored record, zero-copy.
     pub range: ReadRange,
+    /// Its CommitLog physical offset.
+    pub phys_offset: u64,
 }
 
 /// Result of [`MessageStore::get_messages`], with RocketMQ's next-offset rule per status (see
@@ -225,8 +230,14 @@ pub struct MessageStore {
 
 impl MessageStore {
     /// Opens shard `shard`'s store with the real clock and disk probe. See [`MessageStore::open_with`].
+    /// With `diskUsageOverrideFile` set, the disk guard reads that file first
+    /// ([`crate::retention::FileOverrideProbe`]).
     pub async fn open(config: &StoreConfig, shard: u32) -> Result<Self, MessageStoreError> {
-        Self::open_with(config, shard, StoreEnv::default()).await
+        let mut env = StoreEnv::default();
+        if let Some(path) = &config.disk_usage_override_file {
+            env.disk_probe = Box::new(crate::retention::FileOverrideProbe { path: path.clone() });
+        }
+        Self::open_with(config, shard, env).await
     }
 
     /// Opens (creating if needed) shard `shard`'s store under `config`, recovering it: a clean
@@ -251,8 +262,8 @@ impl MessageStore {
             &config.delete_when,
             config.file_reserved_time_hours,
             config.disk_max_used_space_ratio,
-            DISK_SPACE_WARNING_LEVEL_RATIO,
-            DISK_SPACE_CLEAN_FORCIBLY_RATIO,
+            config.disk_space_warning_level_ratio,
+            config.disk_space_clean_forcibly_ratio,
             DELETE_FILE_BATCH_MAX,
         )?;
         let mode = if abort_file_exists(&root) {
@@ -588,6 +599,7 @@ impl MessageStore {
                         bytes += range.len();
                         result.messages.push(FoundMessage {
                             queue_offset,
+                            phys_offset: entry.phys_offset as u64,
                             tag_hash: entry.tag_hash,
                             range,
                         });

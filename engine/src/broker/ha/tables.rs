@@ -1,0 +1,39 @@
+//! The table dumps a slave copies from its master: GET_ALL_CONSUMER_OFFSET (43),
+//! GET_ALL_DELAY_OFFSET (45) and GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201), in RocketMQ's JSON
+//! shapes (`consumerOffset.json`, `delayOffset.json`, `subscriptionGroup.json`).
+//! GET_ALL_TOPIC_CONFIG (21) is served by the admin handlers.
+
+use std::rc::Rc;
+
+use tern_net::code::request;
+use tern_net::transport::Reply;
+use tern_net::RemotingCommand;
+
+use crate::broker::core::{success, Core, Origin};
+use crate::broker::routing::STATE_CORE;
+
+/// Tern has no delayed-delivery service yet: its delay offset table is empty.
+const EMPTY_DELAY_OFFSETS: &[u8] = br#"{"offsetTable":{}}"#;
+
+impl Core {
+    /// Answers 43, 45 and 201; offsets live on the state core, so requests go there.
+    pub(crate) async fn on_table_dump(
+        self: &Rc<Self>,
+        req: RemotingCommand,
+        origin: Origin<'_>,
+    ) -> Option<Reply> {
+        if self.index != STATE_CORE {
+            return self.run_on(STATE_CORE, req, origin).await;
+        }
+        let body = match req.code {
+            request::GET_ALL_CONSUMER_OFFSET => {
+                tern_net::body::encode(self.offsets.borrow().file())
+            }
+            request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => {
+                tern_net::body::encode(self.groups.borrow().wrapper())
+            }
+            _ => EMPTY_DELAY_OFFSETS.to_vec(),
+        };
+        Some(Reply::new(success(&req).with_body(body)))
+    }
+}
