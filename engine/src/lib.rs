@@ -3,6 +3,8 @@
 //! Broker and nameserver logic; the `tern-namesrv` and `tern-broker` binaries live in `src/bin/`.
 
 pub mod broker;
+pub mod knobs;
+pub mod logging;
 pub mod namesrv;
 pub mod process;
 pub mod properties;

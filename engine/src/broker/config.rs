@@ -23,6 +23,7 @@
 //! | registerNameServerPeriod | `register_period` | 30000 ms |
 //! | flushConsumerOffsetInterval | `flush_offset_interval` | 5000 ms |
 //! | cleanResourceInterval | `clean_resource_interval` (retention passes) | 10000 ms |
+//! | metricsPort | `metrics_port` (Prometheus `/metrics`, 0 = off) | 0 |
 //! | storePathRootDir, maxMessageSize, … | `store` ([`StoreConfig`]) | store root `./data/broker` |
 //!
 //! Each core's store lives under `<storePathRootDir>/core-<k>/` (the store's own layout).
@@ -104,6 +105,8 @@ pub enum KeyUse {
     Applied,
     /// A RocketMQ key Tern derives by itself ([`DERIVED_KEYS`]); ignored.
     Derived,
+    /// A RocketMQ key with no counterpart in Tern ([`super::knob_table::NO_EFFECT_KEYS`]); ignored.
+    NoEffect,
     /// Not a key Tern knows.
     Unknown,
 }
@@ -152,6 +155,8 @@ pub struct BrokerConfig {
     pub flush_offset_interval: Duration,
     /// Interval between retention passes on each core.
     pub clean_resource_interval: Duration,
+    /// Port of the Prometheus `/metrics` endpoint (all interfaces); 0 turns it off.
+    pub metrics_port: u16,
     /// Storage settings; each core opens shard `k` under `store_path_root_dir/core-<k>`.
     pub store: StoreConfig,
 }
@@ -179,6 +184,7 @@ impl Default for BrokerConfig {
             register_period: Duration::from_secs(30),
             flush_offset_interval: Duration::from_secs(5),
             clean_resource_interval: Duration::from_secs(10),
+            metrics_port: 0,
             store,
         }
     }
@@ -268,10 +274,14 @@ impl BrokerConfig {
             "registerNameServerPeriod" => self.register_period = millis(key, v)?,
             "flushConsumerOffsetInterval" => self.flush_offset_interval = millis(key, v)?,
             "cleanResourceInterval" => self.clean_resource_interval = millis(key, v)?,
+            "metricsPort" => self.metrics_port = parse(key, v, "expected a TCP port")?,
             _ => {
                 return match self.store.set(key, v) {
                     Ok(true) => Ok(KeyUse::Applied),
                     Ok(false) if DERIVED_KEYS.contains(&key) => Ok(KeyUse::Derived),
+                    Ok(false) if super::knob_table::NO_EFFECT_KEYS.contains(&key) => {
+                        Ok(KeyUse::NoEffect)
+                    }
                     Ok(false) => Ok(KeyUse::Unknown),
                     Err(e) => Err(bad(&e.key, &e.value, e.reason)),
                 }
@@ -289,6 +299,9 @@ impl BrokerConfig {
                 Ok(KeyUse::Applied) => {}
                 Ok(KeyUse::Derived) => {
                     tracing::info!(key = %p.key, line = p.line, "ignored: Tern derives this path per shard")
+                }
+                Ok(KeyUse::NoEffect) => {
+                    tracing::info!(key = %p.key, line = p.line, "ignored: no effect in Tern")
                 }
                 Ok(KeyUse::Unknown) => unknown.push(UnknownKey {
                     key: p.key,
@@ -357,6 +370,7 @@ impl BrokerConfig {
                 "cleanResourceInterval",
                 self.clean_resource_interval.as_millis().to_string(),
             ),
+            ("metricsPort", self.metrics_port.to_string()),
             (
                 "storePathRootDir",
                 s.store_path_root_dir.display().to_string(),
@@ -467,6 +481,7 @@ maxMessageSize=65536
 brokerRole=ASYNC_MASTER
 flushDiskType=ASYNC_FLUSH
 sendMessageThreadPoolNums=128
+noSuchKey=1
 ";
 
     #[test]
@@ -491,8 +506,8 @@ sendMessageThreadPoolNums=128
         assert_eq!(
             unknown,
             vec![UnknownKey {
-                key: "sendMessageThreadPoolNums".into(),
-                line: 25
+                key: "noSuchKey".into(),
+                line: 26
             }]
         );
         assert_eq!(c.cluster_name, "rocketmq-cluster");

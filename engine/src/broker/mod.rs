@@ -61,6 +61,7 @@ mod consumer;
 mod core;
 pub mod filter;
 pub mod groups;
+pub mod knob_table;
 mod local_sync;
 mod node;
 pub mod offsets;
