@@ -54,7 +54,10 @@ pub fn init(opts: &LogOptions) -> std::io::Result<LogGuard> {
     };
     std::fs::create_dir_all(dir)?;
     let appender = tracing_appender::rolling::daily(dir, format!("{}.log", opts.file_prefix));
-    let (writer, worker) = tracing_appender::non_blocking(appender);
+    // The writer thread must not receive SIGTERM/SIGINT: the process handles them by blocking
+    // them in every thread and waiting for them in one (see `process::StopSignals`), and a thread
+    // with them unblocked would take the default action and kill the process mid-write.
+    let (writer, worker) = with_stop_signals_blocked(|| tracing_appender::non_blocking(appender))?;
     let b = builder.with_writer(writer).with_ansi(false);
     match opts.format {
         LogFormat::Text => b.init(),
@@ -63,4 +66,24 @@ pub fn init(opts: &LogOptions) -> std::io::Result<LogGuard> {
     Ok(LogGuard {
         _worker: Some(worker),
     })
+}
+
+/// Runs `f` with SIGTERM and SIGINT blocked in this thread (so threads it starts inherit the
+/// mask), then restores the previous mask.
+fn with_stop_signals_blocked<T>(f: impl FnOnce() -> T) -> std::io::Result<T> {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset/pthread_sigmask before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        let out = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        Ok(out)
+    }
 }
