@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod knobs;
 pub mod logging;
+pub mod metrics;
 pub mod namesrv;
 pub mod process;
 pub mod properties;

@@ -63,6 +63,7 @@ pub mod filter;
 pub mod groups;
 pub mod knob_table;
 mod local_sync;
+mod metrics;
 mod node;
 pub mod offsets;
 pub mod persist;
