@@ -185,3 +185,44 @@ fn a_taken_metrics_port_fails_the_start() {
         .expect("port in use");
     assert!(err.to_string().contains("metrics port"), "{err}");
 }
+
+#[test]
+fn namesrv_scrape_counts_registered_brokers_and_topics() {
+    use tern_engine::namesrv::{Namesrv, NamesrvConfig};
+    let ns = Namesrv::start(NamesrvConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        kv_config_path: None,
+        metrics_port: free_port(),
+        ..NamesrvConfig::default()
+    })
+    .expect("namesrv");
+    let metrics = ns.metrics_addr().expect("metrics endpoint");
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), 0);
+    c.set(
+        "namesrvAddr",
+        &format!("127.0.0.1:{}", ns.local_addr().port()),
+    )
+    .unwrap();
+    let broker = Broker::start(c, 1).expect("broker");
+    // Registration runs in the background right after start; wait until it is visible.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let text = loop {
+        let page = http_get(metrics, "/metrics");
+        let text = page.split_once("\r\n\r\n").unwrap().1.to_string();
+        if sum(
+            &text,
+            "tern_namesrv_brokers",
+            &["cluster=\"DefaultCluster\""],
+        ) == 1.0
+        {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(sum(&text, "tern_namesrv_broker_groups", &[]), 1.0);
+    assert!(sum(&text, "tern_namesrv_topics", &[]) >= 1.0, "{text}");
+    broker.shutdown().unwrap();
+    ns.stop().unwrap();
+}
