@@ -39,6 +39,8 @@ fn config(dir: &Path, metrics_port: u16) -> BrokerConfig {
         ("mappedFileSizeConsumeQueue", (20 * 1000).to_string()),
         ("defaultTopicQueueNums", "4".into()),
         ("metricsPort", metrics_port.to_string()),
+        // Every acknowledged send waits for a flush round, so the flush counters are exact.
+        ("flushDiskType", "SYNC_FLUSH".into()),
     ] {
         c.set(k, &v).unwrap();
     }
@@ -166,6 +168,11 @@ fn scrape_reports_produce_pull_latency_lag_and_connections() {
         5.0
     );
     assert!(sum(text, "tern_connections_opened_total", &[]) >= 1.0);
+    let rounds = sum(text, "tern_flush_rounds_total", &[]);
+    assert!((1.0..=5.0).contains(&rounds), "{rounds}");
+    assert_eq!(sum(text, "tern_flush_appends_total", &[]), 5.0);
+    assert!(sum(text, "tern_flush_bytes_total", &[]) > body_bytes as f64);
+    assert!(sum(text, "tern_flush_seconds_total", &[]) > 0.0);
     assert_eq!(sum(text, "tern_cores", &[]), 2.0);
     let used = sum(text, "tern_disk_used_ratio", &[]);
     assert!((0.0..=1.0).contains(&used), "{used}");

@@ -13,6 +13,7 @@
 //! | `tern_produced_bytes_total` | counter | `core` |
 //! | `tern_consumed_bytes_total` | counter | `core`, `path` (`zero_copy` \| `copied`) |
 //! | `tern_forwarded_requests_total` | counter | `core` |
+//! | `tern_flush_rounds_total`, `tern_flush_appends_total`, `tern_flush_bytes_total`, `tern_flush_seconds_total` | counter | `core` |
 //! | `tern_send_latency_seconds`, `tern_pull_latency_seconds` | histogram | — |
 //! | `tern_connections_opened_total`, `tern_connections_closed_total` | counter | — |
 //! | `tern_connections` | gauge | — |
@@ -117,9 +118,32 @@ impl CoreRecorder {
     }
 }
 
+/// Runtime-info keys of a core's CommitLog flush counters (see [`add_flush_stats`]).
+const FLUSH_KEYS: [&str; 4] = [
+    "flushRoundsOnCore",
+    "flushAppendsOnCore",
+    "flushBytesOnCore",
+    "flushMicrosOnCore",
+];
+
+/// Adds a core's flush counters to its GET_BROKER_RUNTIME_INFO table.
+pub(crate) fn add_flush_stats(
+    table: &mut BTreeMap<String, String>,
+    s: tern_store::flush::FlushStats,
+) {
+    let values = [s.syncs, s.synced_appends, s.synced_bytes, s.sync_micros];
+    for (k, v) in FLUSH_KEYS.iter().zip(values) {
+        table.insert((*k).to_string(), v.to_string());
+    }
+}
+
 /// Per-core counters read from GET_BROKER_RUNTIME_INFO.
 #[derive(Debug, Default)]
 struct CoreCounters {
+    flush_rounds: u64,
+    flush_appends: u64,
+    flush_bytes: u64,
+    flush_micros: u64,
     produced: u64,
     produced_bytes: u64,
     consumed: u64,
@@ -148,6 +172,10 @@ async fn core_counters(core: &Rc<Core>, to: usize) -> Option<CoreCounters> {
         zero_copy_bytes: get("pullZeroCopyBytesOnCore"),
         copied_bytes: get("pullCopiedBytesOnCore"),
         forwarded: get("forwardedRequestsOnCore"),
+        flush_rounds: get(FLUSH_KEYS[0]),
+        flush_appends: get(FLUSH_KEYS[1]),
+        flush_bytes: get(FLUSH_KEYS[2]),
+        flush_micros: get(FLUSH_KEYS[3]),
     })
 }
 
@@ -270,6 +298,35 @@ pub(crate) async fn render(core: &Rc<Core>, metrics: &BrokerMetrics) -> String {
         "tern_forwarded_requests_total",
         "Requests forwarded to another core over the mesh (including the scrape's own).",
         by_core(|c| c.forwarded),
+    );
+
+    counter(
+        &mut e,
+        "tern_flush_rounds_total",
+        "Completed CommitLog flush rounds (writes + fdatasync/msync).",
+        by_core(|c| c.flush_rounds),
+    );
+    counter(
+        &mut e,
+        "tern_flush_appends_total",
+        "Appends made durable by flush rounds (rate / rounds rate = mean batch size).",
+        by_core(|c| c.flush_appends),
+    );
+    counter(
+        &mut e,
+        "tern_flush_bytes_total",
+        "Bytes made durable by flush rounds.",
+        by_core(|c| c.flush_bytes),
+    );
+    let secs: Vec<_> = per_core
+        .iter()
+        .map(|(c, v)| ([("core", c.as_str())], v.flush_micros as f64 / 1e6))
+        .collect();
+    let samples: Vec<_> = secs.iter().map(|(l, v)| (&l[..], *v)).collect();
+    e.counter_f64(
+        "tern_flush_seconds_total",
+        "Time spent in flush rounds (rate / rounds rate = mean flush latency).",
+        &samples,
     );
 
     let (mut send, mut pull) = (Snapshot::default(), Snapshot::default());

@@ -60,6 +60,14 @@ impl Exposition {
         }
     }
 
+    /// A counter family with fractional values (e.g. seconds).
+    pub fn counter_f64(&mut self, name: &str, help: &str, samples: &[(Labels<'_>, f64)]) {
+        self.header(name, help, "counter");
+        for (labels, v) in samples {
+            self.sample(name, labels, v);
+        }
+    }
+
     /// A gauge family with one sample per label set.
     pub fn gauge(&mut self, name: &str, help: &str, samples: &[(Labels<'_>, f64)]) {
         self.header(name, help, "gauge");
