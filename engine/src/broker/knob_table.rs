@@ -217,7 +217,11 @@ pub fn knobs() -> Vec<Knob> {
         }
     }
     keys.into_iter()
-        .map(|(key, default)| {
+        .map(|(key, mut default)| {
+            if key == "brokerIP1" {
+                // The printed value is this host's address; the rule is what holds everywhere.
+                default = "this host's first non-loopback IPv4, else 127.0.0.1".into();
+            }
             let help = HELP
                 .iter()
                 .find(|(k, _, _)| *k == key)
