@@ -666,6 +666,7 @@ impl LogShared {
         if jobs.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let mut done = Vec::with_capacity(jobs.len());
         for (start, job, pos) in jobs {
             if let Err(e) = job.run().await {
@@ -687,7 +688,8 @@ impl LogShared {
             st.synced_appends = appends;
             (covered, target - self.flush.flushed().min(target))
         };
-        self.flush.completed(target, covered, bytes);
+        self.flush
+            .completed(target, covered, bytes, started.elapsed());
         Ok(())
     }
 }

@@ -52,6 +52,9 @@ pub struct FlushStats {
     pub synced_appends: u64,
     /// Bytes made durable by those rounds.
     pub synced_bytes: u64,
+    /// Time spent in those rounds' writes and syncs, microseconds (mean flush latency is
+    /// `sync_micros / syncs`).
+    pub sync_micros: u64,
 }
 
 impl FlushStats {
@@ -195,13 +198,14 @@ impl FlushState {
     }
 
     /// Records a completed round: called only after its sync syscalls returned.
-    pub(crate) fn completed(&self, durable: u64, appends: u64, bytes: u64) {
+    pub(crate) fn completed(&self, durable: u64, appends: u64, bytes: u64, took: Duration) {
         debug_assert!(durable >= self.flushed.get());
         self.flushed.set(durable);
         let mut s = self.stats.get();
         s.syncs += 1;
         s.synced_appends += appends;
         s.synced_bytes += bytes;
+        s.sync_micros += u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.stats.set(s);
         self.progress.notify_all();
     }

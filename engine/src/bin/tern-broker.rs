@@ -1,85 +1,86 @@
 //! `tern-broker`: the Tern broker.
 //!
-//! Settings come from embedded defaults (store under `./data/broker`, port 10911, nameserver
-//! 127.0.0.1:9876, broker-a in DefaultCluster), then `-c broker.properties` (RocketMQ keys; unknown
-//! keys are warned about with their line), then command-line flags. `-p` prints the effective
-//! settings and exits. Logs go to stderr; once serving, one line `tern-broker listening on <addr>`
-//! is printed to stdout. SIGTERM or SIGINT unregisters from the nameservers, flushes the stores
-//! and exits.
+//! Settings, lowest precedence first: built-in defaults (store under `./data/broker`, port 10911,
+//! nameserver 127.0.0.1:9876, broker-a in DefaultCluster), `-c broker.properties` (RocketMQ keys;
+//! unknown keys are warned about with their line), `TERN_BROKER_<KEY>` environment variables,
+//! then flags (`--set KEY=VALUE` and one `--<key>` flag per key; see `--help` and
+//! [`tern_engine::knobs`]). `-p` prints the effective settings and exits, `-m` only the important
+//! ones. Logs go to stderr, or to daily files under `--log-dir`; once serving, one line
+//! `tern-broker listening on <addr>` is printed to stdout. SIGTERM or SIGINT unregisters from the
+//! nameservers, flushes the stores and exits.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use tern_engine::broker::{Broker, BrokerConfig};
-use tern_engine::process::{init_logging, serve};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use tern_engine::broker::config::KeyUse;
+use tern_engine::broker::{knob_table, Broker, BrokerConfig};
+use tern_engine::knobs::{self, Knob};
+use tern_engine::logging::{self, LogFormat, LogOptions};
+use tern_engine::process::serve;
 
 /// The Tern broker (RocketMQ-compatible).
 #[derive(Debug, Parser)]
-#[command(name = "tern-broker", version)]
+#[command(
+    name = "tern-broker",
+    version,
+    after_help = "Every setting is read, lowest precedence first, from its built-in default, the -c \
+                  file, the TERN_BROKER_<UPPER_SNAKE_KEY> environment variable, --set, and its flag."
+)]
 struct Args {
     /// RocketMQ broker.properties file.
-    #[arg(short = 'c', long = "config")]
+    #[arg(short = 'c', long = "config", env = "TERN_BROKER_CONFIG")]
     config: Option<PathBuf>,
     /// Print the effective settings and exit.
     #[arg(short = 'p', long = "print-config")]
     print_config: bool,
+    /// Print the important settings and exit.
+    #[arg(short = 'm', long = "print-important-config")]
+    print_important: bool,
     /// Executors (cores); default: available cores.
-    #[arg(long)]
+    #[arg(long, env = "TERN_BROKER_CORES")]
     cores: Option<usize>,
-    /// Nameserver addresses, `;`-separated (namesrvAddr).
-    #[arg(short = 'n', long = "namesrv-addr")]
-    namesrv_addr: Option<String>,
-    /// Port to listen on (listenPort).
-    #[arg(long)]
-    listen_port: Option<u16>,
-    /// Address advertised to nameservers (brokerIP1).
-    #[arg(long)]
-    broker_ip: Option<IpAddr>,
-    /// Broker name (brokerName).
-    #[arg(long)]
-    broker_name: Option<String>,
-    /// Cluster name (brokerClusterName).
-    #[arg(long)]
-    cluster_name: Option<String>,
-    /// Broker id, 0 for a master (brokerId).
-    #[arg(long)]
-    broker_id: Option<i64>,
-    /// Store root directory (storePathRootDir).
-    #[arg(long)]
-    store_path_root_dir: Option<PathBuf>,
-    /// CommitLog segment size in bytes (mappedFileSizeCommitLog).
-    #[arg(long)]
-    mapped_file_size_commit_log: Option<u64>,
-    /// ASYNC_FLUSH or SYNC_FLUSH (flushDiskType).
-    #[arg(long)]
-    flush_disk_type: Option<String>,
-    /// Largest message body in bytes (maxMessageSize).
-    #[arg(long)]
-    max_message_size: Option<u32>,
-    /// Queues of auto-created topics (defaultTopicQueueNums).
-    #[arg(long)]
-    default_topic_queue_nums: Option<i32>,
-    /// Create unknown topics on send (autoCreateTopicEnable).
-    #[arg(long)]
-    auto_create_topic_enable: Option<bool>,
-    /// mmap or direct (commitLogIoMode).
-    #[arg(long)]
-    commit_log_io_mode: Option<String>,
-    /// Any broker.properties key (broker or store), as KEY=VALUE; repeatable. Applied after `-c`
-    /// and before the flags above, e.g. `--set flushCommitLogLeastPages=8`.
+    /// Any broker.properties key as KEY=VALUE; repeatable. Applied after the file and the
+    /// environment, before the per-key flags, e.g. `--set flushCommitLogLeastPages=8`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Log filter (overrides RUST_LOG), e.g. `info` or `tern_engine=debug`.
     #[arg(long)]
     log_level: Option<String>,
+    /// Log record format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "TERN_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Write logs to daily-rotated files `<DIR>/broker.log.YYYY-MM-DD` instead of stderr.
+    #[arg(long, env = "TERN_LOG_DIR")]
+    log_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    init_logging(args.log_level.as_deref());
-    let (config, cores) = match build_config(&args) {
+    let knobs = knob_table::knobs();
+    let command = knobs::add_args(
+        Args::command(),
+        knob_table::ENV_PREFIX,
+        "Settings (broker.properties keys)",
+        &knobs,
+    );
+    let matches = command.get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let _log = match logging::init(&LogOptions {
+        level: args.log_level.clone(),
+        format: args.log_format,
+        dir: args.log_dir.clone(),
+        file_prefix: "broker".into(),
+    }) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("cannot open log directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match build_config(&args, &knobs, &matches) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e}");
@@ -90,10 +91,23 @@ fn main() -> ExitCode {
         print!("{}", config.to_properties());
         return ExitCode::SUCCESS;
     }
+    if args.print_important {
+        print!("{}", knob_table::important(&config.to_properties()));
+        return ExitCode::SUCCESS;
+    }
+    let cores = args
+        .cores
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     serve("tern-broker", move || Broker::start(config, cores))
 }
 
-fn build_config(args: &Args) -> Result<(BrokerConfig, usize), String> {
+/// Defaults, then the file, then the environment, then `--set`, then the per-key flags.
+fn build_config(
+    args: &Args,
+    knobs: &[Knob],
+    matches: &clap::ArgMatches,
+) -> Result<BrokerConfig, String> {
     let mut config = BrokerConfig::default();
     if let Some(path) = &args.config {
         let unknown = config.load_file(path).map_err(|e| e.to_string())?;
@@ -106,54 +120,28 @@ fn build_config(args: &Args) -> Result<(BrokerConfig, usize), String> {
             );
         }
     }
+    let given = knobs::given(matches, knobs);
+    let (env, flags): (Vec<_>, Vec<_>) = given
+        .into_iter()
+        .partition(|(_, _, src)| *src == knobs::Source::Env);
+    for (key, value, _) in &env {
+        config
+            .set(key, value)
+            .map_err(|e| format!("{}: {e}", knobs::env_name(knob_table::ENV_PREFIX, key)))?;
+    }
     for kv in &args.set {
         let (key, value) = kv
             .split_once('=')
             .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))?;
         let used = config.set(key.trim(), value).map_err(|e| e.to_string())?;
-        if used == tern_engine::broker::config::KeyUse::Unknown {
+        if used == KeyUse::Unknown {
             return Err(format!("--set {kv}: unknown key {}", key.trim()));
         }
     }
-    let mut set = |key: &str, value: Option<String>| -> Result<(), String> {
-        if let Some(v) = value {
-            config.set(key, &v).map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    };
-    set("namesrvAddr", args.namesrv_addr.clone())?;
-    set("listenPort", args.listen_port.map(|v| v.to_string()))?;
-    set("brokerIP1", args.broker_ip.map(|v| v.to_string()))?;
-    set("brokerName", args.broker_name.clone())?;
-    set("brokerClusterName", args.cluster_name.clone())?;
-    set("brokerId", args.broker_id.map(|v| v.to_string()))?;
-    set(
-        "storePathRootDir",
-        args.store_path_root_dir
-            .as_ref()
-            .map(|p| p.display().to_string()),
-    )?;
-    set(
-        "mappedFileSizeCommitLog",
-        args.mapped_file_size_commit_log.map(|v| v.to_string()),
-    )?;
-    set("flushDiskType", args.flush_disk_type.clone())?;
-    set(
-        "maxMessageSize",
-        args.max_message_size.map(|v| v.to_string()),
-    )?;
-    set(
-        "defaultTopicQueueNums",
-        args.default_topic_queue_nums.map(|v| v.to_string()),
-    )?;
-    set(
-        "autoCreateTopicEnable",
-        args.auto_create_topic_enable.map(|v| v.to_string()),
-    )?;
-    set("commitLogIoMode", args.commit_log_io_mode.clone())?;
-    let cores = args
-        .cores
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    Ok((config, cores))
+    for (key, value, _) in &flags {
+        config
+            .set(key, value)
+            .map_err(|e| format!("--{}: {e}", knobs::flag_name(key)))?;
+    }
+    Ok(config)
 }

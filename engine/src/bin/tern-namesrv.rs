@@ -1,6 +1,7 @@
 //! `tern-namesrv`: the Tern nameserver.
 //!
-//! Settings come from RocketMQ defaults, then `-c namesrv.properties`, then command-line flags.
+//! Settings come from RocketMQ defaults, then `-c namesrv.properties`, then `TERN_NAMESRV_*`
+//! environment variables, then command-line flags (each flag's help names its variable).
 //! Logs go to stderr (`--log-level` or `RUST_LOG`); once listening, one line
 //! `tern-namesrv listening on <addr>` is printed to stdout. SIGTERM or SIGINT stops it gracefully.
 
@@ -10,48 +11,69 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tern_engine::logging::{self, LogFormat, LogOptions};
 use tern_engine::namesrv::{Namesrv, NamesrvConfig};
-use tern_engine::process::{init_logging, serve};
+use tern_engine::process::serve;
 
 /// The Tern nameserver (RocketMQ-compatible).
 #[derive(Debug, Parser)]
 #[command(name = "tern-namesrv", version)]
 struct Args {
     /// RocketMQ namesrv.properties file (listenPort, rocketmqHome, kvConfigPath, ...).
-    #[arg(short = 'c', long = "config")]
+    #[arg(short = 'c', long = "config", env = "TERN_NAMESRV_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 0.0.0.0:9876].
-    #[arg(long)]
+    #[arg(long, env = "TERN_NAMESRV_LISTEN")]
     listen: Option<SocketAddr>,
     /// Executors (cores) serving connections.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "TERN_NAMESRV_CORES")]
     cores: usize,
     /// Drop brokers not heard from for this many milliseconds [default: 120000].
-    #[arg(long)]
+    #[arg(long, env = "TERN_NAMESRV_BROKER_EXPIRY_MS")]
     broker_expiry_ms: Option<u64>,
     /// Look for expired brokers every this many milliseconds [default: 5000].
-    #[arg(long)]
+    #[arg(long, env = "TERN_NAMESRV_SCAN_INTERVAL_MS")]
     scan_interval_ms: Option<u64>,
     /// KV configuration file [default: ~/namesrv/kvConfig.json].
-    #[arg(long)]
+    #[arg(long, env = "TERN_NAMESRV_KV_CONFIG_PATH")]
     kv_config_path: Option<PathBuf>,
     /// Add orderTopicConf (KV namespace ORDER_TOPIC_CONFIG) to topic routes.
-    #[arg(long)]
+    #[arg(long, env = "TERN_NAMESRV_ORDER_MESSAGE_ENABLE")]
     order_message_enable: Option<bool>,
     /// Largest accepted frame in bytes [default: 16777216].
-    #[arg(long)]
+    #[arg(long, env = "TERN_NAMESRV_MAX_FRAME_LEN")]
     max_frame_len: Option<usize>,
     /// Requests handled at once per connection before SYSTEM_BUSY [default: 1024].
-    #[arg(long)]
+    #[arg(long, env = "TERN_NAMESRV_MAX_IN_FLIGHT")]
     max_in_flight: Option<usize>,
+    /// HTTP port of the Prometheus /metrics endpoint, 0 = off (metricsPort) [default: 0].
+    #[arg(long, env = "TERN_NAMESRV_METRICS_PORT")]
+    metrics_port: Option<u16>,
     /// Log filter (overrides RUST_LOG), e.g. `info` or `tern_engine=debug`.
     #[arg(long)]
     log_level: Option<String>,
+    /// Log record format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "TERN_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Write logs to daily-rotated files `<DIR>/namesrv.log.YYYY-MM-DD` instead of stderr.
+    #[arg(long, env = "TERN_LOG_DIR")]
+    log_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.log_level.as_deref());
+    let _log = match logging::init(&LogOptions {
+        level: args.log_level.clone(),
+        format: args.log_format,
+        dir: args.log_dir.clone(),
+        file_prefix: "namesrv".into(),
+    }) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("cannot open log directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = match build_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -91,6 +113,9 @@ fn build_config(args: &Args) -> Result<NamesrvConfig, String> {
     }
     if let Some(v) = args.max_frame_len {
         config.limits.max_frame_len = v;
+    }
+    if let Some(v) = args.metrics_port {
+        config.metrics_port = v;
     }
     if let Some(v) = args.max_in_flight {
         config.limits.max_in_flight = v.max(1);

@@ -215,7 +215,7 @@ impl Core {
 
     pub(crate) fn on_runtime_info(&self, req: &RemotingCommand) -> Reply {
         let s = &self.stats;
-        let table = BTreeMap::from([
+        let mut table = BTreeMap::from([
             ("brokerVersionDesc".to_string(), VERSION_DESC.to_string()),
             ("cores".to_string(), self.cores.to_string()),
             ("servingCore".to_string(), self.index.to_string()),
@@ -249,6 +249,7 @@ impl Core {
                 self.store.commit_log_max_offset().to_string(),
             ),
         ]);
+        super::metrics::add_flush_stats(&mut table, self.store.flush_stats());
         let body = tern_net::body::encode(&KvTable { table });
         Reply::new(success(req).with_body(body))
     }

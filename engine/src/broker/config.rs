@@ -27,6 +27,7 @@
 //! | transactionCheckMax | `transaction_check_max` (checks before a half is given up) | 15 |
 //! | transactionCheckInterval | `transaction_check_interval` | 30000 ms |
 //! | rebalanceLockMaxLiveTime | `rebalance_lock_max_live_time` (RocketMQ's system property `rocketmq.broker.rebalance.lockMaxLiveTime`) | 60000 ms |
+//! | metricsPort | `metrics_port` (Prometheus `/metrics`, 0 = off) | 0 |
 //! | storePathRootDir, maxMessageSize, … | `store` ([`StoreConfig`]) | store root `./data/broker` |
 //! | haListenPort, haSendHeartbeatInterval, … | `ha` ([`super::ha::config`]) | RocketMQ's |
 //!
@@ -109,6 +110,8 @@ pub enum KeyUse {
     Applied,
     /// A RocketMQ key Tern derives by itself ([`DERIVED_KEYS`]); ignored.
     Derived,
+    /// A RocketMQ key with no counterpart in Tern ([`super::knob_table::NO_EFFECT_KEYS`]); ignored.
+    NoEffect,
     /// Not a key Tern knows.
     Unknown,
 }
@@ -165,6 +168,8 @@ pub struct BrokerConfig {
     pub transaction_check_interval: Duration,
     /// How long an orderly-consumption queue lock lives without renewal.
     pub rebalance_lock_max_live_time: Duration,
+    /// Port of the Prometheus `/metrics` endpoint (all interfaces); 0 turns it off.
+    pub metrics_port: u16,
     /// Storage settings; each core opens shard `k` under `store_path_root_dir/core-<k>`.
     pub store: StoreConfig,
     /// Replication settings (keys in [`super::ha::config`]).
@@ -198,6 +203,7 @@ impl Default for BrokerConfig {
             transaction_check_max: 15,
             transaction_check_interval: Duration::from_secs(30),
             rebalance_lock_max_live_time: Duration::from_secs(60),
+            metrics_port: 0,
             store,
             ha: super::ha::HaConfig::default(),
         }
@@ -295,10 +301,14 @@ impl BrokerConfig {
             "transactionCheckInterval" => self.transaction_check_interval = millis(key, v)?,
             "rebalanceLockMaxLiveTime" => self.rebalance_lock_max_live_time = millis(key, v)?,
             _ if self.ha.set(key, v).map_err(|reason| bad(key, v, reason))? => {}
+            "metricsPort" => self.metrics_port = parse(key, v, "expected a TCP port")?,
             _ => {
                 return match self.store.set(key, v) {
                     Ok(true) => Ok(KeyUse::Applied),
                     Ok(false) if DERIVED_KEYS.contains(&key) => Ok(KeyUse::Derived),
+                    Ok(false) if super::knob_table::NO_EFFECT_KEYS.contains(&key) => {
+                        Ok(KeyUse::NoEffect)
+                    }
                     Ok(false) => Ok(KeyUse::Unknown),
                     Err(e) => Err(bad(&e.key, &e.value, e.reason)),
                 }
@@ -316,6 +326,9 @@ impl BrokerConfig {
                 Ok(KeyUse::Applied) => {}
                 Ok(KeyUse::Derived) => {
                     tracing::info!(key = %p.key, line = p.line, "ignored: Tern derives this path per shard")
+                }
+                Ok(KeyUse::NoEffect) => {
+                    tracing::info!(key = %p.key, line = p.line, "ignored: no effect in Tern")
                 }
                 Ok(KeyUse::Unknown) => unknown.push(UnknownKey {
                     key: p.key,
@@ -397,6 +410,7 @@ impl BrokerConfig {
                 "rebalanceLockMaxLiveTime",
                 ms(self.rebalance_lock_max_live_time),
             ),
+            ("metricsPort", self.metrics_port.to_string()),
             (
                 "storePathRootDir",
                 s.store_path_root_dir.display().to_string(),
@@ -517,6 +531,7 @@ maxMessageSize=65536
 brokerRole=ASYNC_MASTER
 flushDiskType=ASYNC_FLUSH
 sendMessageThreadPoolNums=128
+noSuchKey=1
 ";
 
     #[test]
@@ -541,8 +556,8 @@ sendMessageThreadPoolNums=128
         assert_eq!(
             unknown,
             vec![UnknownKey {
-                key: "sendMessageThreadPoolNums".into(),
-                line: 25
+                key: "noSuchKey".into(),
+                line: 26
             }]
         );
         assert_eq!(c.cluster_name, "rocketmq-cluster");

@@ -65,6 +65,14 @@ pub enum BrokerError {
     /// Cores did not report in time.
     #[error("{0}")]
     Timeout(String),
+    /// The metrics port could not be bound.
+    #[error("cannot listen on metrics port {port}: {source}")]
+    Metrics {
+        /// The port (`metricsPort`).
+        port: u16,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// What every core starts from (built on the main thread).
@@ -80,6 +88,9 @@ struct Shared {
     mesh: Mutex<Mesh<MeshMsg>>,
     /// A slave's master, as the nameservers answer (see [`super::ha`]).
     master_link: Arc<super::ha::MasterLink>,
+    metrics: Arc<super::metrics::BrokerMetrics>,
+    /// Bound at start (so a taken port fails the start); served by the state core.
+    metrics_listener: Mutex<Option<std::net::TcpListener>>,
 }
 
 enum CoreEvent {
@@ -95,6 +106,7 @@ pub struct Broker {
     events: mpsc::Receiver<CoreEvent>,
     cores: usize,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Broker {
@@ -102,6 +114,8 @@ impl Broker {
     pub fn start(config: BrokerConfig, cores: usize) -> Result<Broker, BrokerError> {
         let cores = cores.max(1);
         let dir = config.config_dir();
+        let metrics_listener = bind_metrics(config.metrics_port)?;
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let shared = Arc::new(Shared {
             topics: persist::load_json(&dir.join(TOPICS_FILE))?,
             groups: persist::load_json(&dir.join(GROUPS_FILE))?,
@@ -111,6 +125,8 @@ impl Broker {
             events: Mutex::new(mpsc::channel().0),
             mesh: Mutex::new(Mesh::new(cores, MESH_CAPACITY)),
             master_link: Arc::default(),
+            metrics: Arc::new(super::metrics::BrokerMetrics::new(cores)),
+            metrics_listener: Mutex::new(metrics_listener),
             config,
         });
         let (tx, events) = mpsc::channel();
@@ -125,7 +141,13 @@ impl Broker {
         };
         let factory_shared = Arc::clone(&shared);
         let server = Server::start(server_config, move |core| {
-            let handler = Rc::new(BrokerHandler::default());
+            let handler = Rc::new(BrokerHandler {
+                recorder: Some(super::metrics::CoreRecorder::new(
+                    Arc::clone(&factory_shared.metrics),
+                    core,
+                )),
+                ..BrokerHandler::default()
+            });
             tern_runtime::spawn_local(run_core(
                 core,
                 Arc::clone(&factory_shared),
@@ -142,6 +164,7 @@ impl Broker {
             events,
             cores,
             addr,
+            metrics_addr,
         };
         let mut ready = 0;
         while ready < cores {
@@ -170,6 +193,11 @@ impl Broker {
     /// The address the broker listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the Prometheus `/metrics` endpoint, when `metricsPort` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Number of cores.
@@ -222,6 +250,7 @@ impl Broker {
 struct BrokerHandler {
     core: RefCell<Option<Rc<Core>>>,
     ready: Latch,
+    recorder: Option<super::metrics::CoreRecorder>,
 }
 
 impl RequestHandler for BrokerHandler {
@@ -229,11 +258,21 @@ impl RequestHandler for BrokerHandler {
         Box::pin(async move {
             self.ready.wait().await;
             let core = self.core.borrow().clone()?;
-            core.handle(req, Origin::Local(conn)).await
+            let Some(rec) = &self.recorder else {
+                return core.handle(req, Origin::Local(conn)).await;
+            };
+            rec.request_started(conn.id);
+            let (code, started) = (req.code, std::time::Instant::now());
+            let reply = core.handle(req, Origin::Local(conn)).await;
+            rec.request_done(code, started.elapsed());
+            reply
         })
     }
 
     fn on_close(&self, conn: &ConnectionInfo) {
+        if let Some(rec) = &self.recorder {
+            rec.connection_closed(conn.id);
+        }
         let core = self.core.borrow().clone();
         if let Some(core) = core {
             core.on_connection_closed(conn.id);
@@ -281,6 +320,14 @@ async fn run_core(server_core: usize, shared: Arc<Shared>, handler: Rc<BrokerHan
     if let Some(r) = &registrar {
         tern_runtime::spawn_local(register_loop(Rc::clone(&core), Rc::clone(r))).detach();
         tern_runtime::spawn_local(persist_loop(Rc::clone(&core))).detach();
+        if let Some(listener) = shared
+            .metrics_listener
+            .lock()
+            .ok()
+            .and_then(|mut l| l.take())
+        {
+            spawn_metrics(Rc::clone(&core), &shared, listener);
+        }
     }
     tern_runtime::spawn_local(maintenance_loop(Rc::clone(&core))).detach();
     super::transaction::start_check_service(&core);
@@ -344,6 +391,34 @@ async fn init_core(shared: &Shared) -> Result<Rc<Core>, String> {
     let core = Core::new(Arc::new(config), port, store, topics, groups, offsets);
     core.serve_mesh();
     Ok(core)
+}
+
+/// Binds the metrics port on all interfaces (`None` when 0, i.e. off).
+fn bind_metrics(port: u16) -> Result<Option<std::net::TcpListener>, BrokerError> {
+    if port == 0 {
+        return Ok(None);
+    }
+    std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
+        .map(Some)
+        .map_err(|source| BrokerError::Metrics { port, source })
+}
+
+/// Serves `GET /metrics` on the state core until the broker stops.
+fn spawn_metrics(core: Rc<Core>, shared: &Shared, listener: std::net::TcpListener) {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: the fd comes from a listening socket this process owns and nothing else uses.
+    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    let metrics = Arc::clone(&shared.metrics);
+    let render = move || {
+        let (core, metrics) = (Rc::clone(&core), Arc::clone(&metrics));
+        async move { super::metrics::render(&core, &metrics).await }
+    };
+    tern_runtime::spawn_local(crate::metrics::http::serve(
+        listener,
+        shared.stop.clone(),
+        render,
+    ))
+    .detach();
 }
 
 /// Registers at start, after topic changes, and every `registerNameServerPeriod`.

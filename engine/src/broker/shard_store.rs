@@ -313,6 +313,12 @@ impl ShardStore {
         self.store().map_or(0, |s| s.max_phys_offset())
     }
 
+    /// The CommitLog's completed flush rounds (zero once closed).
+    pub fn flush_stats(&self) -> tern_store::flush::FlushStats {
+        self.store()
+            .map_or_else(|_| Default::default(), |s| s.flush_stats())
+    }
+
     /// Deletes the topic's queues from this shard.
     pub fn delete_topic(&self, topic: &str) -> Result<bool, ShardStoreError> {
         Ok(self.store()?.delete_topic(topic)?)

@@ -39,6 +39,8 @@ pub struct NamesrvConfig {
     pub enable_topic_list: bool,
     /// Per-connection transport limits.
     pub limits: ConnectionLimits,
+    /// Port of the Prometheus `/metrics` endpoint (`metricsPort`); 0 turns it off.
+    pub metrics_port: u16,
 }
 
 impl Default for NamesrvConfig {
@@ -56,6 +58,7 @@ impl Default for NamesrvConfig {
             enable_all_topic_list: true,
             enable_topic_list: true,
             limits: ConnectionLimits::default(),
+            metrics_port: 0,
         }
     }
 }
@@ -134,6 +137,10 @@ impl NamesrvConfig {
                     explicit_kv_path = true;
                 }
                 "rocketmqHome" => home = Some(PathBuf::from(v)),
+                "metricsPort" => match v.parse::<u16>() {
+                    Ok(port) => self.metrics_port = port,
+                    Err(_) => warnings.push(bad("not a port number")),
+                },
                 "scanNotActiveBrokerInterval" => match v.parse::<u64>() {
                     Ok(ms) if ms > 0 => self.scan_interval = Duration::from_millis(ms),
                     _ => warnings.push(bad("not a positive number of milliseconds")),

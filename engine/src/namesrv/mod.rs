@@ -14,6 +14,7 @@
 mod config;
 mod handler;
 mod kv;
+mod metrics;
 mod route;
 
 use std::net::SocketAddr;
@@ -40,11 +41,20 @@ pub enum NamesrvError {
     /// The server could not start.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The metrics port could not be bound.
+    #[error("cannot listen on metrics port {port}: {source}")]
+    Metrics {
+        /// The port (`metricsPort`).
+        port: u16,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// A running nameserver.
 pub struct Namesrv {
     server: Server,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Namesrv {
@@ -60,9 +70,21 @@ impl Namesrv {
             limits: config.limits,
             ..ServerConfig::new(config.listen)
         };
+        let metrics_listener = match config.metrics_port {
+            0 => None,
+            port => Some(
+                std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
+                    .map_err(|source| NamesrvError::Metrics { port, source })?,
+            ),
+        };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let metrics_listener = std::sync::Mutex::new(metrics_listener);
         let shared = Arc::new(Shared::new(config, kv));
+        // Never raised: the metrics task ends with core 0's executor when the server stops.
+        let metrics_stop = StopSignal::new();
         let server = Server::start(server_config, move |core| -> Rc<dyn RequestHandler> {
             if core == 0 {
+                let for_metrics = Arc::clone(&shared);
                 let shared = Arc::clone(&shared);
                 tern_runtime::spawn_local(async move {
                     let interval = shared.config().scan_interval;
@@ -72,10 +94,33 @@ impl Namesrv {
                     }
                 })
                 .detach();
+                if let Some(l) = metrics_listener.lock().ok().and_then(|mut l| l.take()) {
+                    use std::os::fd::{FromRawFd, IntoRawFd};
+                    // SAFETY: a listening socket this process owns and nothing else uses.
+                    let l = unsafe { glommio::net::TcpListener::from_raw_fd(l.into_raw_fd()) };
+                    let render = move || {
+                        let text = metrics::render(&for_metrics);
+                        async move { text }
+                    };
+                    tern_runtime::spawn_local(crate::metrics::http::serve(
+                        l,
+                        metrics_stop.clone(),
+                        render,
+                    ))
+                    .detach();
+                }
             }
             Rc::new(NamesrvHandler::new(Arc::clone(&shared)))
         })?;
-        Ok(Namesrv { server })
+        Ok(Namesrv {
+            server,
+            metrics_addr,
+        })
+    }
+
+    /// The address of the Prometheus `/metrics` endpoint, when `metricsPort` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The address it listens on (the real port when port 0 was configured).

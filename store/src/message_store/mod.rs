@@ -343,6 +343,11 @@ impl MessageStore {
         self.stats.get()
     }
 
+    /// The CommitLog's completed flush rounds (count, appends, bytes, time).
+    pub fn flush_stats(&self) -> crate::flush::FlushStats {
+        self.commit_log.flush_stats()
+    }
+
     /// The CommitLog's first readable physical offset.
     pub fn min_phys_offset(&self) -> u64 {
         self.commit_log.min_offset()
