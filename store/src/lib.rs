@@ -34,4 +34,5 @@ pub mod message_store;
 pub mod properties;
 pub mod recovery;
 pub mod retention;
+pub mod schedule;
 pub mod segment;

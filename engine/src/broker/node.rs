@@ -24,6 +24,8 @@ use super::offsets::{OffsetFile, OffsetTable};
 use super::persist::{self, PersistError};
 use super::register::Registrar;
 use super::routing::STATE_CORE;
+use super::scheduled::progress::DelayProgress;
+use super::scheduled::Scheduler;
 use super::shard_store::ShardStore;
 use super::topics::TopicTable;
 
@@ -75,6 +77,8 @@ struct Shared {
     topics: Option<TopicConfigSerializeWrapper>,
     groups: Option<SubscriptionGroupWrapper>,
     offsets: Option<OffsetFile>,
+    /// Delay-level delivery progress (`delayOffset.json`), shared by every core.
+    delay_progress: Arc<DelayProgress>,
     stop: StopSignal,
     events: Mutex<mpsc::Sender<CoreEvent>>,
     mesh: Mutex<Mesh<MeshMsg>>,
@@ -104,6 +108,7 @@ impl Broker {
             topics: persist::load_json(&dir.join(TOPICS_FILE))?,
             groups: persist::load_json(&dir.join(GROUPS_FILE))?,
             offsets: persist::load_json(&dir.join(OFFSETS_FILE))?,
+            delay_progress: Arc::new(DelayProgress::load(&dir)?),
             bound: OnceLock::new(),
             stop: StopSignal::new(),
             events: Mutex::new(mpsc::channel().0),
@@ -269,6 +274,7 @@ async fn run_core(server_core: usize, shared: Arc<Shared>, handler: Rc<BrokerHan
         tern_runtime::spawn_local(persist_loop(Rc::clone(&core))).detach();
     }
     tern_runtime::spawn_local(maintenance_loop(Rc::clone(&core))).detach();
+    let scheduler = Scheduler::start(&core, Arc::clone(&shared.delay_progress));
     report(&shared, CoreEvent::Ready);
 
     shared.stop.wait().await;
@@ -277,6 +283,7 @@ async fn run_core(server_core: usize, shared: Arc<Shared>, handler: Rc<BrokerHan
     // operations in flight) and then announce they are drained, so the state core's final persist
     // includes every offset commit they forwarded.
     core.begin_closing();
+    scheduler.stop().await;
     if let Some(r) = &registrar {
         r.unregister().await;
         if !core.wait_drained(DRAIN_TIMEOUT).await {
