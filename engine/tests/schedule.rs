@@ -424,3 +424,94 @@ fn pending_delays_survive_sigterm_and_kill9_restarts_without_repeats() {
     })
     .unwrap();
 }
+
+#[test]
+fn timed_messages_are_delivered_in_due_order_and_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut broker, addr) = spawn_broker(dir.path());
+    let a = addr.clone();
+    tern_runtime::block_on("t1", async move {
+        let c = client();
+        let base = now_ms();
+        let dues = [base + 1_600, base + 900, base + 1_250];
+        for (i, due) in dues.iter().enumerate() {
+            let p = props(&[
+                ("KEYS", &format!("t{i}")),
+                ("TIMER_DELIVER_MS", &due.to_string()),
+            ]);
+            send_ok(&c, &a, "Timed", 0, p, format!("m{i}").as_bytes()).await;
+        }
+        // A deliver time already past is an ordinary send; a bad one is refused.
+        let p = props(&[("TIMER_DELIVER_MS", &(base - 1000).to_string())]);
+        send_ok(&c, &a, "Timed", 1, p, b"past").await;
+        assert_eq!(pull(&c, &a, "Timed", 1, 0, Duration::ZERO).await.len(), 1);
+        let rsp = send(
+            &c,
+            &a,
+            "Timed",
+            1,
+            props(&[("TIMER_DELAY_SEC", "soon")]),
+            b"x",
+        )
+        .await;
+        assert_eq!(rsp.code, response::MESSAGE_ILLEGAL);
+        // Delivered in due order, each on time.
+        for (offset, i) in [1usize, 2, 0].iter().enumerate() {
+            let (rec, arrived) = await_record(&c, &a, "Timed", 0, offset as i64).await;
+            let m = StoredMessage::decode(&rec).unwrap();
+            assert_eq!(m.body, format!("m{i}").as_bytes());
+            assert_eq!(m.property("KEYS"), Some(format!("t{i}").as_str()));
+            assert_eq!(m.property("REAL_TOPIC"), None);
+            assert_on_time("timer", dues[*i], arrived, 0);
+        }
+        // Pending across a clean restart: one due soon, one later.
+        send_ok(
+            &c,
+            &a,
+            "Timed",
+            2,
+            props(&[("TIMER_DELAY_MS", "300")]),
+            b"soon",
+        )
+        .await;
+        send_ok(
+            &c,
+            &a,
+            "Timed",
+            3,
+            props(&[("TIMER_DELAY_SEC", "3")]),
+            b"later",
+        )
+        .await;
+        await_record(&c, &a, "Timed", 2, 0).await;
+    })
+    .unwrap();
+    sigterm(&mut broker);
+    let (mut broker, addr) = spawn_broker(dir.path());
+    let a = addr.clone();
+    tern_runtime::block_on("t2", async move {
+        let c = client();
+        let (rec, _) = await_record(&c, &a, "Timed", 3, 0).await;
+        assert_eq!(StoredMessage::decode(&rec).unwrap().body, b"later");
+        assert_eq!(max_offset(&c, &a, "Timed", 2).await, 1, "not repeated");
+        assert_eq!(max_offset(&c, &a, "Timed", 0).await, 3, "not repeated");
+        send_ok(
+            &c,
+            &a,
+            "Timed",
+            1,
+            props(&[("TIMER_DELAY_MS", "1500")]),
+            b"crash",
+        )
+        .await;
+    })
+    .unwrap();
+    kill9(&mut broker);
+    let (_broker, addr) = spawn_broker(dir.path());
+    tern_runtime::block_on("t3", async move {
+        let c = client();
+        let (rec, _) = await_record(&c, &addr, "Timed", 1, 1).await;
+        assert_eq!(StoredMessage::decode(&rec).unwrap().body, b"crash");
+    })
+    .unwrap();
+}

@@ -36,3 +36,4 @@ pub mod recovery;
 pub mod retention;
 pub mod schedule;
 pub mod segment;
+pub mod timer_wheel;

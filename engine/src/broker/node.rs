@@ -24,8 +24,7 @@ use super::offsets::{OffsetFile, OffsetTable};
 use super::persist::{self, PersistError};
 use super::register::Registrar;
 use super::routing::STATE_CORE;
-use super::scheduled::progress::DelayProgress;
-use super::scheduled::Scheduler;
+use super::scheduled::{ScheduleFiles, Scheduler};
 use super::shard_store::ShardStore;
 use super::topics::TopicTable;
 
@@ -77,8 +76,8 @@ struct Shared {
     topics: Option<TopicConfigSerializeWrapper>,
     groups: Option<SubscriptionGroupWrapper>,
     offsets: Option<OffsetFile>,
-    /// Delay-level delivery progress (`delayOffset.json`), shared by every core.
-    delay_progress: Arc<DelayProgress>,
+    /// Scheduled delivery progress (`delayOffset.json`, `timerProgress.json`), shared by every core.
+    schedule_files: ScheduleFiles,
     stop: StopSignal,
     events: Mutex<mpsc::Sender<CoreEvent>>,
     mesh: Mutex<Mesh<MeshMsg>>,
@@ -108,7 +107,7 @@ impl Broker {
             topics: persist::load_json(&dir.join(TOPICS_FILE))?,
             groups: persist::load_json(&dir.join(GROUPS_FILE))?,
             offsets: persist::load_json(&dir.join(OFFSETS_FILE))?,
-            delay_progress: Arc::new(DelayProgress::load(&dir)?),
+            schedule_files: ScheduleFiles::load(&dir)?,
             bound: OnceLock::new(),
             stop: StopSignal::new(),
             events: Mutex::new(mpsc::channel().0),
@@ -274,7 +273,7 @@ async fn run_core(server_core: usize, shared: Arc<Shared>, handler: Rc<BrokerHan
         tern_runtime::spawn_local(persist_loop(Rc::clone(&core))).detach();
     }
     tern_runtime::spawn_local(maintenance_loop(Rc::clone(&core))).detach();
-    let scheduler = Scheduler::start(&core, Arc::clone(&shared.delay_progress));
+    let scheduler = Scheduler::start(&core, &shared.schedule_files);
     report(&shared, CoreEvent::Ready);
 
     shared.stop.wait().await;

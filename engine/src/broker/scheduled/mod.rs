@@ -8,11 +8,13 @@
 //! | messages | held in | due time (ConsumeQueue `tagsCode`) | progress file |
 //! |---|---|---|---|
 //! | `DELAY = n` (also consumer retries) | `SCHEDULE_TOPIC_XXXX` queue `n - 1` | store time + delay of level `n` | `config/delayOffset.json` ([`progress`]) |
+//! | `TIMER_DELIVER_MS` / `TIMER_DELAY_SEC` / `TIMER_DELAY_MS` | `rmq_sys_wheel_timer`, one queue per core | `TIMER_OUT_MS` | `config/timerProgress.json` ([`timer`]) |
 
 pub(crate) mod delay_delivery;
 pub(crate) mod divert;
 pub mod progress;
 pub(crate) mod repute;
+pub mod timer;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -25,6 +27,25 @@ use super::core::Core;
 use super::local_sync::Signal;
 use super::routing::owner_core;
 use progress::DelayProgress;
+use timer::TimerProgress;
+
+/// The progress files of scheduled delivery, loaded once and shared by every core.
+pub struct ScheduleFiles {
+    /// `delayOffset.json`.
+    pub delay: Arc<DelayProgress>,
+    /// `timerProgress.json`.
+    pub timer: Arc<TimerProgress>,
+}
+
+impl ScheduleFiles {
+    /// Loads both files from `config_dir` (empty tables when absent).
+    pub fn load(config_dir: &std::path::Path) -> Result<Self, super::persist::PersistError> {
+        Ok(ScheduleFiles {
+            delay: Arc::new(DelayProgress::load(config_dir)?),
+            timer: Arc::new(TimerProgress::load(config_dir)?),
+        })
+    }
+}
 
 /// Extension field marking a SEND one core forwards to another for a message already checked
 /// (or put back by a delivery task): the owner stores it without producer checks or scheduling.
@@ -43,8 +64,10 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts a delivery task for every delay level whose queue this core owns.
-    pub(crate) fn start(core: &Rc<Core>, delay: Arc<DelayProgress>) -> Rc<Scheduler> {
+    /// Starts a delivery task for every delay level whose queue this core owns, and this core's
+    /// timer task.
+    pub(crate) fn start(core: &Rc<Core>, files: &ScheduleFiles) -> Rc<Scheduler> {
+        let delay = &files.delay;
         let sched = Rc::new(Scheduler {
             stopped: Cell::new(false),
             wake: Signal::default(),
@@ -56,12 +79,13 @@ impl Scheduler {
                 tern_runtime::spawn_local(delay_delivery::run_level(
                     Rc::clone(core),
                     Rc::clone(&sched),
-                    Arc::clone(&delay),
+                    Arc::clone(delay),
                     level,
                 ))
                 .detach();
             }
         }
+        timer::start(core, &sched, Arc::clone(&files.timer));
         sched
     }
 
