@@ -25,8 +25,14 @@ fn rss_kib() -> u64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let span: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3_600_000);
+    let n: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let span: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3_600_000);
     let start = 1_700_000_000_000u64;
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let before = rss_kib();
