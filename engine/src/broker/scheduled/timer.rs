@@ -257,6 +257,9 @@ async fn pass(
     let mut through = t0;
     let mut failed = false;
     let queue_id = timers.borrow().queue_id;
+    // Only a pass that delivered (or failed) writes the file: a stale `ingestedEnd` /
+    // `deliveredThrough` pair is still true, it only makes a restart reload more entries.
+    let write = !due.is_empty();
     let mut rest = due.into_iter();
     for e in rest.by_ref() {
         match deliver(core, queue_id, e.id as i64).await {
@@ -282,7 +285,7 @@ async fn pass(
         t.progress.delivered_through = through;
         t.progress
     };
-    if p != before {
+    if write && p != before {
         progress.save(queue_id, p).await;
     }
     failed
