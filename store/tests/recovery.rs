@@ -509,7 +509,9 @@ fn schedule_tags_code_is_rebuilt_identically() {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path(), IoMode::Mmap);
         cfg.message_delay_level = DelayLevels::parse("1s 2s").unwrap();
-        let puts: [(&str, i32, Vec<(&str, &str)>); 3] = [
+        /// (topic, queue, properties) of each put.
+        type Put = (&'static str, i32, Vec<(&'static str, &'static str)>);
+        let puts: [Put; 3] = [
             (SCHEDULE_TOPIC, 1, vec![("DELAY", "2"), ("TAGS", "A")]),
             (SCHEDULE_TOPIC, 1, vec![("DELAY", "5")]),
             (TIMER_TOPIC, 0, vec![(TIMER_OUT_MS, "1700000000123")]),
