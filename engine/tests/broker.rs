@@ -42,6 +42,8 @@ fn broker_config(dir: &Path) -> BrokerConfig {
         .unwrap();
     c.set("defaultTopicQueueNums", "4").unwrap();
     c.set("maxMessageSize", "65536").unwrap();
+    // Short delay levels: retries (level 3 + n) are due after a second.
+    c.set("messageDelayLevel", "1s 1s 1s 1s").unwrap();
     c
 }
 
@@ -571,7 +573,13 @@ fn two_cores_forward_sends_pulls_and_heartbeats() {
             let rsp = c.invoke(&addr, send_back(*id, 16), TIMEOUT).await.unwrap();
             assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
             let retry = format!("%RETRY%{GROUP}");
-            let (rsp, _) = pull(&c, &addr, pull_header(&retry, 0, n as i64, "*", 4, 0)).await;
+            // Held for delay level 3 (1 s here), then delivered: long-poll for it.
+            let (rsp, _) = pull(
+                &c,
+                &addr,
+                pull_header(&retry, 0, n as i64, "*", 4 | 2, 5000),
+            )
+            .await;
             assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
             let m = StoredMessage::decode(&rsp.body).unwrap();
             assert_eq!(m.body, format!("{n}-0").as_bytes());

@@ -5,6 +5,7 @@
 //! apply what it knows and report the keys nobody knows. Both the 3.x spelling `mapedFileSize…` and
 //! the 4.x spelling `mappedFileSize…` are accepted for the segment sizes.
 
+use crate::schedule::DelayLevels;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -106,6 +107,9 @@ pub struct StoreConfig {
     pub max_index_num: u32,
     /// `commitLogIoMode` (Tern): `mmap` or `direct` (default `mmap`, see the type docs).
     pub commit_log_io_mode: IoMode,
+    /// `messageDelayLevel`: the delay of each level of scheduled delivery (RocketMQ's default
+    /// `1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h`).
+    pub message_delay_level: DelayLevels,
 }
 
 impl Default for StoreConfig {
@@ -136,6 +140,7 @@ impl Default for StoreConfig {
             max_hash_slot_num: 5_000_000,
             max_index_num: 5_000_000 * 4,
             commit_log_io_mode: IoMode::Mmap,
+            message_delay_level: DelayLevels::default(),
         }
     }
 }
@@ -191,6 +196,13 @@ impl StoreConfig {
         let v = value.trim();
         match key {
             "storePathRootDir" => self.store_path_root_dir = PathBuf::from(v),
+            "messageDelayLevel" => {
+                self.message_delay_level = DelayLevels::parse(v).map_err(|e| ConfigError {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    reason: e.reason,
+                })?
+            }
             "storePathCommitLog" => self.store_path_commit_log = Some(PathBuf::from(v)),
             "mapedFileSizeCommitLog" | "mappedFileSizeCommitLog" => {
                 self.mapped_file_size_commit_log = positive_size(key, v)?

@@ -34,4 +34,6 @@ pub mod message_store;
 pub mod properties;
 pub mod recovery;
 pub mod retention;
+pub mod schedule;
 pub mod segment;
+pub mod timer_wheel;

@@ -44,6 +44,7 @@ use crate::message::{check_record, RecordCheck, StoredMessage, BLANK_RECORD_LEN}
 use crate::message_store::dispatch::{index_record, replay_into, Dispatch, Replay};
 use crate::message_store::queues::{is_valid_topic, QueueTable};
 use crate::message_store::MessageStoreError;
+use crate::schedule::DelayLevels;
 
 /// Segments validated on a clean start (RocketMQ validates the last three files).
 pub const CLEAN_TAIL_SEGMENTS: usize = 3;
@@ -254,6 +255,7 @@ pub(crate) async fn recover(
     checkpoint: &CheckpointValues,
     mode: RecoveryMode,
     verify_crc: bool,
+    levels: &DelayLevels,
 ) -> Result<RecoveryReport, MessageStoreError> {
     let segments = log.segments();
     let mut report = RecoveryReport {
@@ -303,7 +305,7 @@ pub(crate) async fn recover(
                 return Ok(());
             }
             let cq = queues.get_or_create(m.topic, m.queue_id)?;
-            match replay_into(cq, &d)? {
+            match replay_into(cq, &d, levels)? {
                 Replay::Appended => report.cq_entries_rebuilt += 1,
                 Replay::AlreadyPresent => {}
                 Replay::Inconsistent => skip_corrupt(m),
@@ -328,6 +330,7 @@ pub(crate) async fn recover(
                 end,
                 verify_crc,
                 &mut report,
+                levels,
             )
             .await?;
         }
@@ -365,6 +368,7 @@ pub(crate) async fn recover(
 
 /// Second pass for queues that lost entries older than the first pass's start: re-dispatches, to
 /// those queues only, every record from the earliest of their last valid entries' ends.
+#[allow(clippy::too_many_arguments)]
 async fn rebuild_deferred(
     scanner: &mut Scanner<'_>,
     segments: &[SegmentInfo],
@@ -373,6 +377,7 @@ async fn rebuild_deferred(
     end: u64,
     verify_crc: bool,
     report: &mut RecoveryReport,
+    levels: &DelayLevels,
 ) -> Result<(), MessageStoreError> {
     let first = segments.first().map_or(0, |s| s.start_offset);
     let from = keys
@@ -399,7 +404,7 @@ async fn rebuild_deferred(
         let Some(cq) = queues.get_mut(m.topic, m.queue_id) else {
             return Ok(());
         };
-        match replay_into(cq, &Dispatch::of(m))? {
+        match replay_into(cq, &Dispatch::of(m), levels)? {
             Replay::Appended => report.cq_entries_rebuilt += 1,
             Replay::AlreadyPresent => {}
             // Every record of this queue since its last entry was replayed in order, so a

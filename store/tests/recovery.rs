@@ -499,3 +499,74 @@ backend_suite!(
     queue_missing_old_entries_is_rebuilt_deep,
     crash_recovery_starts_where_the_checkpoint_allows,
 );
+
+/// The schedule topics' `tagsCode` (deliver time) rebuilt after a crash equals the one written at
+/// put time.
+#[test]
+fn schedule_tags_code_is_rebuilt_identically() {
+    use tern_store::schedule::{DelayLevels, SCHEDULE_TOPIC, TIMER_OUT_MS, TIMER_TOPIC};
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), IoMode::Mmap);
+        cfg.message_delay_level = DelayLevels::parse("1s 2s").unwrap();
+        /// (topic, queue, properties) of each put.
+        type Put = (&'static str, i32, Vec<(&'static str, &'static str)>);
+        let puts: [Put; 3] = [
+            (SCHEDULE_TOPIC, 1, vec![("DELAY", "2"), ("TAGS", "A")]),
+            (SCHEDULE_TOPIC, 1, vec![("DELAY", "5")]),
+            (TIMER_TOPIC, 0, vec![(TIMER_OUT_MS, "1700000000123")]),
+        ];
+        let codes = |store: &MessageStore| -> Vec<(i64, i64)> {
+            puts.iter()
+                .enumerate()
+                .map(|(i, (t, q, _))| {
+                    let off = if i == 1 { 1 } else { 0 };
+                    let r = store.get_messages(t, *q, off, 1, 1 << 20, |_| true);
+                    let m = &r.messages[0];
+                    let mut b = vec![0; m.range.len()];
+                    m.range.copy_to(&mut b).unwrap();
+                    (
+                        m.tag_hash,
+                        StoredMessage::decode(&b).unwrap().store_timestamp,
+                    )
+                })
+                .collect()
+        };
+        let store = MessageStore::open(&cfg, 0).await.unwrap();
+        for (topic, q, pairs) in &puts {
+            let mut props = Vec::new();
+            properties::encode(pairs.iter().copied(), &mut props);
+            let d = MessageDraft {
+                topic,
+                queue_id: *q,
+                flag: 0,
+                body: b"x",
+                properties: &props,
+                sys_flag: 0,
+                born_timestamp: 1,
+                born_host: host(),
+                store_host: host(),
+                reconsume_times: 0,
+                prepared_transaction_offset: 0,
+            };
+            assert_eq!(store.put(&d).await.status, PutStatus::PutOk);
+        }
+        let before = codes(&store);
+        assert_eq!(before[0].0, before[0].1 + 2000);
+        assert_eq!(
+            before[1].0,
+            before[1].1 + 2000,
+            "capped at the highest level"
+        );
+        assert_eq!(before[2].0, 1_700_000_000_123);
+        store.shutdown().await.unwrap();
+        // Crash with the schedule queues lost: recovery rebuilds them from the CommitLog.
+        let shard = dir.path().join("core-0");
+        fs::remove_dir_all(shard.join("consumequeue")).unwrap();
+        create_abort_file(&shard).unwrap();
+        let store = MessageStore::open(&cfg, 0).await.unwrap();
+        assert_eq!(store.recovery_report().mode, RecoveryMode::Crash);
+        assert_eq!(codes(&store), before);
+        store.shutdown().await.unwrap();
+    });
+}

@@ -470,6 +470,7 @@ impl BrokerConfig {
             ("syncFlushTimeout", ms(s.sync_flush_timeout)),
             ("maxHashSlotNum", s.max_hash_slot_num.to_string()),
             ("maxIndexNum", s.max_index_num.to_string()),
+            ("messageDelayLevel", s.message_delay_level.to_string()),
             (
                 "commitLogIoMode",
                 match s.commit_log_io_mode {

@@ -78,6 +78,8 @@ pub struct GroupLimits {
     pub group_sys_flag: i32,
     /// Queues of the group's retry topic.
     pub retry_queue_nums: i32,
+    /// Deliveries before a message goes to the DLQ (`retryMaxTimes`).
+    pub retry_max_times: i32,
 }
 
 impl GroupLimits {
@@ -87,6 +89,7 @@ impl GroupLimits {
             consume_enable: cfg.consume_enable,
             group_sys_flag: cfg.group_sys_flag,
             retry_queue_nums: cfg.retry_queue_nums,
+            retry_max_times: cfg.retry_max_times,
         }
     }
 }

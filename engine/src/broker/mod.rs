@@ -75,6 +75,7 @@ pub mod pull;
 mod query;
 mod register;
 pub mod routing;
+pub mod scheduled;
 mod send;
 mod send_back;
 mod shard_store;

@@ -24,6 +24,7 @@ use super::offsets::{OffsetFile, OffsetTable};
 use super::persist::{self, PersistError};
 use super::register::Registrar;
 use super::routing::STATE_CORE;
+use super::scheduled::{ScheduleFiles, Scheduler};
 use super::shard_store::ShardStore;
 use super::topics::TopicTable;
 
@@ -83,6 +84,8 @@ struct Shared {
     topics: Option<TopicConfigSerializeWrapper>,
     groups: Option<SubscriptionGroupWrapper>,
     offsets: Option<OffsetFile>,
+    /// Scheduled delivery progress (`delayOffset.json`, `timerProgress.json`), shared by every core.
+    schedule_files: ScheduleFiles,
     stop: StopSignal,
     events: Mutex<mpsc::Sender<CoreEvent>>,
     mesh: Mutex<Mesh<MeshMsg>>,
@@ -120,6 +123,7 @@ impl Broker {
             topics: persist::load_json(&dir.join(TOPICS_FILE))?,
             groups: persist::load_json(&dir.join(GROUPS_FILE))?,
             offsets: persist::load_json(&dir.join(OFFSETS_FILE))?,
+            schedule_files: ScheduleFiles::load(&dir)?,
             bound: OnceLock::new(),
             stop: StopSignal::new(),
             events: Mutex::new(mpsc::channel().0),
@@ -331,6 +335,7 @@ async fn run_core(server_core: usize, shared: Arc<Shared>, handler: Rc<BrokerHan
     }
     tern_runtime::spawn_local(maintenance_loop(Rc::clone(&core))).detach();
     super::transaction::start_check_service(&core);
+    let scheduler = Scheduler::start(&core, &shared.schedule_files);
     report(&shared, CoreEvent::Ready);
 
     shared.stop.wait().await;
@@ -339,6 +344,7 @@ async fn run_core(server_core: usize, shared: Arc<Shared>, handler: Rc<BrokerHan
     // operations in flight) and then announce they are drained, so the state core's final persist
     // includes every offset commit they forwarded.
     core.begin_closing();
+    scheduler.stop().await;
     if let Some(r) = &registrar {
         r.unregister().await;
         if !core.wait_drained(DRAIN_TIMEOUT).await {

@@ -33,6 +33,7 @@ use tern_store::properties;
 use super::batch::decode_batch;
 use super::core::{reply, Core, Origin};
 use super::routing::owner_core;
+use super::scheduled;
 use super::topics::{self, perm, TopicLimits};
 
 /// RocketMQ's default region id, sent back as MSG_REGION.
@@ -89,8 +90,23 @@ impl Core {
             Ok(h) => h,
             Err(e) => return Some(reply(&req, response::SYSTEM_ERROR, e)),
         };
-        if let Err(rsp) = self.check_send(&req, &mut header) {
-            return Some(*rsp);
+        // Scheduled delivery (scheduled/): checked sends may be diverted to a schedule topic.
+        let internal =
+            matches!(origin, Origin::Forwarded) && req.ext(scheduled::INTERNAL_PUT).is_some();
+        let mut diverted = false;
+        if !internal {
+            if let Err(rsp) = self.check_send(&req, &mut header) {
+                return Some(*rsp);
+            }
+            if let Err(rsp) = self.retry_or_dead_letter(&req, &mut header) {
+                return Some(*rsp);
+            }
+            if req.code != request::SEND_BATCH_MESSAGE {
+                match self.divert_scheduled(&req, &mut header) {
+                    Ok(d) => diverted = d,
+                    Err(rsp) => return Some(*rsp),
+                }
+            }
         }
         if let Some(rsp) = self.send_if_half(&req, &header, origin).await {
             return Some(rsp);
@@ -117,6 +133,10 @@ impl Core {
                 Origin::Forwarded => String::new(),
             };
             fwd.ext_fields.insert(BORN_HOST.to_string(), born);
+            if internal || diverted {
+                fwd.ext_fields
+                    .insert(scheduled::INTERNAL_PUT.to_string(), "1".into());
+            }
             return self.run_on(owner, fwd, origin).await;
         }
         let born_host = match origin {

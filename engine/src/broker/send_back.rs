@@ -5,8 +5,8 @@
 //! the group's `retryQueueNums`), or in its dead-letter topic `%DLQ%<group>` (1 queue) once the
 //! reconsume count reaches the group's (or the request's) maximum or the delay level is negative.
 //! The copy keeps the original's properties and adds `RETRY_TOPIC` (the original topic) and
-//! `ORIGIN_MESSAGE_ID`. Tern has no delayed-delivery service yet: the copy is deliverable at once
-//! (the `DELAY` level is recorded as a property but not waited for).
+//! `ORIGIN_MESSAGE_ID`. A retry copy carries `DELAY = 3 + reconsumeTimes` (or the request's
+//! `delayLevel`), so the send path holds it in `SCHEDULE_TOPIC_XXXX` until due ([`super::scheduled`]).
 
 use std::rc::Rc;
 
@@ -20,11 +20,9 @@ use tern_store::properties;
 
 use super::core::{reply, success, Core, Origin};
 use super::routing::owner_core;
+use super::scheduled::divert::DLQ_QUEUES;
 use super::send::BORN_HOST;
 use super::topics::{self, perm};
-
-/// Queues of a dead-letter topic (RocketMQ's `DLQ_NUMS_PER_GROUP`).
-const DLQ_QUEUES: i32 = 1;
 
 impl Core {
     pub(crate) async fn on_send_back(self: &Rc<Self>, req: RemotingCommand) -> Option<Reply> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tern_store::config::StoreConfig;
 use tern_store::message::{MessageDraft, StoredMessage};
 use tern_store::message_store::{
-    GetStatus, MessageStore, MessageStoreError, PutStatus, ReplicaError,
+    FoundMessage, GetStatus, MessageStore, MessageStoreError, PutStatus, ReplicaError,
 };
 use tern_store::segment::ReadRange;
 
@@ -200,6 +200,27 @@ impl ShardStore {
             Ok(m) => filter.matches_tag(m.tags()),
             Err(_) => false,
         })
+    }
+
+    /// Up to `max` entries of a queue from `offset` with their `tagsCode` (the deliver time for
+    /// the schedule topics), unfiltered, and the offset the next scan starts from.
+    pub fn entries(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max: usize,
+    ) -> Result<(Vec<FoundMessage>, i64), ShardStoreError> {
+        let store = self.store()?;
+        let r = store.get_messages(topic, queue_id, offset, max, usize::MAX, |_| true);
+        Ok((r.messages, r.next_begin_offset))
+    }
+
+    /// The bytes of a record range.
+    pub fn read_range(&self, range: &ReadRange) -> std::io::Result<Vec<u8>> {
+        let mut out = vec![0; range.len()];
+        range.copy_to(&mut out)?;
+        Ok(out)
     }
 
     /// Appends the bytes of `range` to `out` (for bodies that cannot go zero-copy).

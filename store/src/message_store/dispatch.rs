@@ -6,10 +6,11 @@
 //! written into the record is, by construction, the ConsumeQueue's next offset. Recovery uses the
 //! same functions to re-dispatch records a crash left without entries.
 
-use crate::consume_queue::{tag_hash_code, ConsumeQueue, CqEntry, CqError};
+use crate::consume_queue::{ConsumeQueue, CqEntry, CqError};
 use crate::index::{build_key, IndexError, IndexService};
 use crate::message::{sys_flag, StoredMessage};
 use crate::properties;
+use crate::schedule::{self, DelayLevels};
 
 /// What dispatch needs to know about one record.
 #[derive(Clone, Copy, Debug)]
@@ -37,12 +38,17 @@ impl<'a> Dispatch<'a> {
         }
     }
 
-    /// The ConsumeQueue entry for this record.
-    pub(crate) fn cq_entry(&self) -> CqEntry {
+    /// The ConsumeQueue entry for this record; its `tagsCode` is [`schedule::tags_code`].
+    pub(crate) fn cq_entry(&self, levels: &DelayLevels) -> CqEntry {
         CqEntry {
             phys_offset: self.phys_offset,
             size: self.size,
-            tag_hash: tag_hash_of(self.properties),
+            tag_hash: schedule::tags_code(
+                self.topic,
+                self.properties,
+                self.store_timestamp,
+                levels,
+            ),
         }
     }
 }
@@ -54,13 +60,6 @@ pub(crate) fn takes_queue_slot(flags: i32) -> bool {
         sys_flag::transaction_type(flags),
         sys_flag::TRANSACTION_NOT_TYPE | sys_flag::TRANSACTION_COMMIT_TYPE
     )
-}
-
-/// The ConsumeQueue tag hash of encoded `properties`: hash of TAGS, or 0 without tags.
-pub(crate) fn tag_hash_of(properties: &[u8]) -> i64 {
-    properties::get(properties, properties::TAGS)
-        .map(tag_hash_code)
-        .unwrap_or(0)
 }
 
 /// Indexes the record's UNIQ_KEY and each of its KEYS as `topic#key`. Rolled-back transactional
@@ -106,12 +105,16 @@ pub(crate) enum Replay {
 }
 
 /// Replays one record into `cq`.
-pub(crate) fn replay_into(cq: &mut ConsumeQueue, d: &Dispatch<'_>) -> Result<Replay, CqError> {
+pub(crate) fn replay_into(
+    cq: &mut ConsumeQueue,
+    d: &Dispatch<'_>,
+    levels: &DelayLevels,
+) -> Result<Replay, CqError> {
     if !takes_queue_slot(d.sys_flag) {
         return Ok(Replay::AlreadyPresent);
     }
     let before = cq.max_offset();
-    match cq.append(d.queue_offset, d.cq_entry()) {
+    match cq.append(d.queue_offset, d.cq_entry(levels)) {
         Ok(()) if cq.max_offset() > before => Ok(Replay::Appended),
         Ok(()) | Err(CqError::BelowMin { .. }) => Ok(Replay::AlreadyPresent),
         Err(CqError::Gap { .. }) => Ok(Replay::Gap),
@@ -123,6 +126,7 @@ pub(crate) fn replay_into(cq: &mut ConsumeQueue, d: &Dispatch<'_>) -> Result<Rep
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consume_queue::tag_hash_code;
 
     #[test]
     fn transaction_types_and_queue_slots() {
@@ -138,7 +142,11 @@ mod tests {
     fn tag_hash_reads_tags_property() {
         let mut props = Vec::new();
         properties::encode([("KEYS", "k1"), ("TAGS", "TagA")], &mut props);
-        assert_eq!(tag_hash_of(&props), tag_hash_code("TagA"));
-        assert_eq!(tag_hash_of(b""), 0);
+        let levels = DelayLevels::default();
+        assert_eq!(
+            schedule::tags_code("T", &props, 0, &levels),
+            tag_hash_code("TagA")
+        );
+        assert_eq!(schedule::tags_code("T", b"", 0, &levels), 0);
     }
 }

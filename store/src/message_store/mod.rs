@@ -51,6 +51,7 @@ pub use crate::recovery::{RecoveryMode, RecoveryReport};
 use crate::retention::{
     Clock, DiskUsageProbe, RetentionPolicy, SegmentAge, StatvfsProbe, SystemClock,
 };
+use crate::schedule::DelayLevels;
 use crate::segment::ReadRange;
 use dispatch::{index_record, takes_queue_slot, Dispatch};
 use queues::{is_valid_topic, QueueTable};
@@ -226,6 +227,8 @@ pub struct MessageStore {
     previous_mark: Cell<AppendMark>,
     stats: Cell<StoreStats>,
     recovery: RecoveryReport,
+    /// `messageDelayLevel`, for the schedule topic's `tagsCode` ([`crate::schedule::tags_code`]).
+    delay_levels: DelayLevels,
 }
 
 impl MessageStore {
@@ -291,6 +294,7 @@ impl MessageStore {
             &checkpoint.values(),
             mode,
             true,
+            &config.message_delay_level,
         )
         .await?;
         tracing::info!(shard, ?report, "message store recovered");
@@ -319,6 +323,7 @@ impl MessageStore {
             last_append: Cell::new(mark),
             previous_mark: Cell::new(mark),
             stats: Cell::new(StoreStats::default()),
+            delay_levels: config.message_delay_level.clone(),
             recovery: report,
         })
     }
@@ -447,7 +452,7 @@ impl MessageStore {
                         properties: draft.properties,
                     };
                     if slot {
-                        if let Err(e) = cq.append(queue_offset, d.cq_entry()) {
+                        if let Err(e) = cq.append(queue_offset, d.cq_entry(&self.delay_levels)) {
                             dispatch_error.get_or_insert(e.into());
                         }
                     }
