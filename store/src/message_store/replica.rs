@@ -226,7 +226,7 @@ impl MessageStore {
             let cq = queues
                 .get_or_create(d.topic, queue_id)
                 .map_err(MessageStoreError::from)?;
-            match replay_into(cq, d).map_err(MessageStoreError::from)? {
+            match replay_into(cq, d, &self.delay_levels).map_err(MessageStoreError::from)? {
                 Replay::Appended | Replay::AlreadyPresent => {}
                 Replay::Gap => {
                     return Err(ReplicaError::QueueMismatch {
