@@ -419,9 +419,9 @@ fn single_core_send_pull_filter_offsets_and_long_poll() {
             .await
             .unwrap();
         let info: tern_net::body::KvTable = serde_json::from_slice(&rsp.body).unwrap();
-        let zero_copy: u64 = info.table["pullZeroCopyBytesOnCore"].parse().unwrap();
+        let zero_copy: u64 = info.table["pullZeroCopyBytes"].parse().unwrap();
         assert!(zero_copy > 0, "{info:?}");
-        assert_eq!(info.table["pullCopiedBytesOnCore"], "0");
+        assert_eq!(info.table["pullCopiedBytes"], "0");
 
         // Bad input.
         let big = vec![7u8; 65537];

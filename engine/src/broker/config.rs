@@ -154,6 +154,9 @@ pub struct BrokerConfig {
     pub clean_resource_interval: Duration,
     /// Storage settings; each core opens shard `k` under `store_path_root_dir/core-<k>`.
     pub store: StoreConfig,
+    /// The file UPDATE_BROKER_CONFIG persists the effective settings to (the `-c` file); `None`:
+    /// `<storePathRootDir>/config/broker.properties`. Not a properties key.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -180,6 +183,7 @@ impl Default for BrokerConfig {
             flush_offset_interval: Duration::from_secs(5),
             clean_resource_interval: Duration::from_secs(10),
             store,
+            config_file: None,
         }
     }
 }

@@ -21,7 +21,10 @@
 //! | GET_CONSUME_STATS | the state core (committed offsets), asking each queue's owner for its max offset (`stats.rs`) |
 //! | GET_TOPIC_STATS_INFO, QUERY_MESSAGE | the receiving core, merging every core's part (`stats.rs`, `query.rs`) |
 //! | UPDATE_AND_CREATE_TOPIC, DELETE_TOPIC_IN_BROKER, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP | the receiving core, then broadcast |
-//! | GET_ALL_TOPIC_CONFIG, GET_BROKER_RUNTIME_INFO, GET_BROKER_CONFIG | the receiving core (its counters) |
+//! | GET_ALL_TOPIC_CONFIG, GET_BROKER_CONFIG, GET_TOPIC_CONFIG, GET_ALL_SUBSCRIPTIONGROUP_CONFIG | the receiving core |
+//! | GET_BROKER_RUNTIME_INFO | the receiving core, summing every core's counters (`runtime_info.rs`) |
+//! | DELETE_SUBSCRIPTIONGROUP | every core (`group_admin.rs`) |
+//! | GET_ALL_CONSUMER_OFFSET, QUERY_TOPIC_CONSUME_BY_WHO, CLONE_GROUP_OFFSET, INVOKE_BROKER_TO_RESET_OFFSET | the state core (`admin_sync.rs`, `group_admin.rs`) |
 //! | anything else | REQUEST_CODE_NOT_SUPPORTED |
 //!
 //! A request for another core travels whole over the mesh ([`tern_runtime::mesh`], batched per
@@ -54,12 +57,15 @@
 
 mod admin;
 pub mod admin_body;
+mod admin_sync;
 pub mod batch;
 pub mod clients;
 pub mod config;
+mod config_update;
 mod consumer;
 mod core;
 pub mod filter;
+mod group_admin;
 pub mod groups;
 mod local_sync;
 mod node;
@@ -69,6 +75,7 @@ pub mod pull;
 mod query;
 mod register;
 pub mod routing;
+mod runtime_info;
 mod send;
 mod send_back;
 mod shard_store;

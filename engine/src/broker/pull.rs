@@ -112,7 +112,7 @@ impl Core {
         h: &PullMessageRequestHeader,
         origin: Origin<'_>,
     ) -> Reply {
-        if !perm::is_readable(self.config.broker_permission) {
+        if !perm::is_readable(self.live.broker_permission()) {
             return reply(
                 req,
                 response::NO_PERMISSION,
@@ -190,10 +190,10 @@ impl Core {
             self.commit_offset(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
         }
         let suspend = h.sys_flag & pull_flag::SUSPEND != 0;
-        let wait = if self.config.long_polling_enable {
+        let wait = if self.live.long_polling_enable() {
             Duration::from_millis(h.suspend_timeout_millis.max(0) as u64)
         } else {
-            self.config.short_polling_time
+            self.live.short_polling_time()
         };
         let deadline = Instant::now() + wait;
         let max_msgs = h.max_msg_nums.clamp(1, MAX_PULL_MSGS);
