@@ -573,6 +573,10 @@ fn broker_commands_against_a_live_broker() {
         &n,
         &["sendMessage", "-t", "AdminT", "-p", "second", "-i", "1"],
     );
+    // A topic nobody created is sent on TBW102's route and the broker creates it.
+    let auto = ok(&n, &["sendMessage", "-t", "AutoT", "-p", "auto", "--json"]).json();
+    assert_eq!(cell(&auto[0], "Status"), "SEND_OK");
+    eventually(&n, &["topicRoute", "-t", "AutoT"]);
     let pulled = ok(&n, &["consumeMessage", "-t", "AdminT", "--json"]).json();
     let bodies: Vec<&str> = pulled
         .as_array()
@@ -725,12 +729,9 @@ fn broker_commands_against_a_live_broker() {
     assert_eq!(conn["connectionSet"][0]["clientId"], "cli-test@1");
     assert_eq!(conn["subscriptionTable"]["AdminT"]["subString"], "tagA");
 
-    // Requests the broker does not serve name their code.
-    let run = failed(&n, &["deleteSubGroup", "-g", "G1", "-b", &b]);
-    assert_eq!(
-        run.stderr,
-        format!("tern: {b} does not support request 207 (DELETE_SUBSCRIPTIONGROUP) yet\n")
-    );
+    // deleteSubGroup: the broker drops the group (DELETE_SUBSCRIPTIONGROUP).
+    let run = ok(&n, &["deleteSubGroup", "-g", "G1", "-b", &b]);
+    assert!(run.stdout.contains("G1     deleted"), "{}", run.stdout);
     let run = failed(&n, &["queryMsgById", "-i", "XYZ"]);
     assert!(
         run.stderr.starts_with("tern: bad message id XYZ"),

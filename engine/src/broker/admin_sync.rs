@@ -6,30 +6,22 @@
 //! | GET_ALL_CONSUMER_OFFSET | the state core (it holds the offsets) | `consumerOffset.json`'s shape: `{"offsetTable":{"<topic>@<group>":{"<queueId>":<offset>}}}` |
 //! | GET_ALL_SUBSCRIPTIONGROUP_CONFIG | the receiving core (groups are replicated) | `subscriptionGroup.json`'s shape, plus the `totalGroupNum` header field |
 
-use std::rc::Rc;
-
 use tern_net::code::response;
 use tern_net::transport::Reply;
 use tern_net::RemotingCommand;
 
-use super::core::{reply, success, Core, Origin};
+use super::core::{reply, success, Core};
 use super::routing::STATE_CORE;
 
 impl Core {
-    /// GET_ALL_CONSUMER_OFFSET: every committed offset, as persisted.
-    pub(crate) async fn on_get_all_consumer_offset(
-        self: &Rc<Self>,
-        req: RemotingCommand,
-        origin: Origin<'_>,
-    ) -> Option<Reply> {
-        if self.index != STATE_CORE {
-            return self.run_on(STATE_CORE, req, origin).await;
+    /// GET_ALL_CONSUMER_OFFSET on the state core (routed by [`Core::on_offset_admin`]): every
+    /// committed offset, as persisted.
+    pub(crate) fn all_consumer_offsets(&self, req: &RemotingCommand) -> Reply {
+        debug_assert_eq!(self.index, STATE_CORE);
+        match serde_json::to_vec(self.offsets.borrow().file()) {
+            Ok(body) => Reply::new(success(req).with_body(body)),
+            Err(e) => reply(req, response::SYSTEM_ERROR, e.to_string()),
         }
-        let body = serde_json::to_vec(self.offsets.borrow().file());
-        Some(match body {
-            Ok(body) => Reply::new(success(&req).with_body(body)),
-            Err(e) => reply(&req, response::SYSTEM_ERROR, e.to_string()),
-        })
     }
 
     /// GET_ALL_SUBSCRIPTIONGROUP_CONFIG: every subscription group with the table's data version.

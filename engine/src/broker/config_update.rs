@@ -5,7 +5,7 @@
 //! checks every entry against a copy of the effective settings ([`BrokerConfig::set`]), writes the
 //! whole effective configuration to the broker's config file (the `-c` file, else
 //! `<storePathRootDir>/config/broker.properties`) atomically, and then applies it on every core
-//! (forwarded with [`CORE_PART`]). The file write makes the change durable: the reply comes after
+//! (see [`super::fan_out`]). The file write makes the change durable: the reply comes after
 //! it. An unknown key or a bad value changes nothing and is answered SYSTEM_ERROR; the keys of
 //! [`BLACK_LIST`] are answered NO_PERMISSION, like RocketMQ.
 //!
@@ -26,11 +26,9 @@ use tern_net::RemotingCommand;
 
 use super::config::{BrokerConfig, KeyUse};
 use super::core::{reply, success, Core, Origin};
+use super::fan_out::is_core_part;
 use super::persist;
 use super::routing::STATE_CORE;
-
-/// Extension field marking the request the state core forwards to the others to apply.
-const CORE_PART: &str = "ternCorePart";
 
 /// Keys a running broker applies at once.
 pub const LIVE_KEYS: &[&str] = &[
@@ -156,7 +154,7 @@ impl Core {
         req: RemotingCommand,
         origin: Origin<'_>,
     ) -> Option<Reply> {
-        if self.index != STATE_CORE && req.ext(CORE_PART).is_none() {
+        if self.index != STATE_CORE && !is_core_part(&req) {
             return self.run_on(STATE_CORE, req, origin).await;
         }
         let entries = match entries(&req.body) {
@@ -167,7 +165,7 @@ impl Core {
             Ok(checked) => checked,
             Err((code, why)) => return Some(reply(&req, code, why)),
         };
-        if req.ext(CORE_PART).is_some() {
+        if is_core_part(&req) {
             self.live.replace(next);
             return Some(Reply::new(success(&req)));
         }
@@ -182,13 +180,8 @@ impl Core {
         let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
         tracing::info!(?keys, "broker config updated");
         self.live.replace(next);
-        for other in (0..self.cores).filter(|&c| c != self.index) {
-            let part = req.clone().with_ext(CORE_PART, "true");
-            match self.run_on(other, part, origin).await {
-                Some(r) if r.command.code == response::SUCCESS => {}
-                Some(r) => return Some(r),
-                None => return Some(reply(&req, response::SYSTEM_ERROR, "no answer")),
-            }
+        if let Err(r) = self.ask_other_cores(&req, origin).await {
+            return Some(r);
         }
         let remark = if later.is_empty() {
             String::new()

@@ -395,10 +395,10 @@ impl Core {
             request::UPDATE_BROKER_CONFIG => self.on_update_broker_config(req, origin).await,
             request::GET_TOPIC_CONFIG => Some(self.on_get_topic_config(&req)),
             request::DELETE_SUBSCRIPTIONGROUP => self.on_delete_group(req, origin).await,
-            request::QUERY_TOPIC_CONSUME_BY_WHO => self.on_topic_consumed_by(req, origin).await,
-            request::CLONE_GROUP_OFFSET => self.on_clone_group_offset(req, origin).await,
-            request::INVOKE_BROKER_TO_RESET_OFFSET => self.on_reset_offset(req, origin).await,
-            request::GET_ALL_CONSUMER_OFFSET => self.on_get_all_consumer_offset(req, origin).await,
+            request::QUERY_TOPIC_CONSUME_BY_WHO
+            | request::CLONE_GROUP_OFFSET
+            | request::INVOKE_BROKER_TO_RESET_OFFSET
+            | request::GET_ALL_CONSUMER_OFFSET => self.on_offset_admin(req, origin).await,
             request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => {
                 Some(self.on_get_all_subscription_groups(&req))
             }

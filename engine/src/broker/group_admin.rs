@@ -5,7 +5,7 @@
 //! | request | header fields | answered by | effect / body |
 //! |---|---|---|---|
 //! | GET_TOPIC_CONFIG | `topic` | the receiving core | the TopicConfig JSON; TOPIC_NOT_EXIST when unknown |
-//! | DELETE_SUBSCRIPTIONGROUP | `groupName`, `cleanOffset` | every core (forwarded with [`CORE_PART`]) | the group leaves every copy of the table; with `cleanOffset` its committed offsets go too |
+//! | DELETE_SUBSCRIPTIONGROUP | `groupName`, `cleanOffset` | every core ([`super::fan_out`]) | the group leaves every copy of the table; with `cleanOffset` its committed offsets go too |
 //! | QUERY_TOPIC_CONSUME_BY_WHO | `topic` | the state core | `{"groupList":[…]}`: groups subscribed by heartbeat or holding offsets of the topic |
 //! | CLONE_GROUP_OFFSET | `srcGroup`, `destGroup`, `topic` (blank: all of the source's), `offline` | the state core | the source's committed offsets copied to the destination |
 //! | INVOKE_BROKER_TO_RESET_OFFSET | `topic`, `group`, `timestamp`, `isForce`, `queueId`, `offset` | the state core | each queue's committed offset set to the first message stored at or after `timestamp` (`-1`: the queue's end), or to `offset` for one queue; body ResetOffsetBody |
@@ -28,10 +28,8 @@ use tern_net::RemotingCommand;
 
 use super::admin_body::{encode_reset_offset, MessageQueue};
 use super::core::{reply, success, Core, Origin};
+use super::fan_out::is_core_part;
 use super::routing::{owner_core, STATE_CORE};
-
-/// Extension field marking a request one core forwards to the others to apply their copy.
-const CORE_PART: &str = "ternCorePart";
 
 /// A required header field, or the error reply RocketMQ gives for a missing one.
 fn field<'r>(req: &'r RemotingCommand, name: &str) -> Result<&'r str, Box<Reply>> {
@@ -99,22 +97,19 @@ impl Core {
         if self.index == STATE_CORE && flag(&req, "cleanOffset") {
             self.offsets.borrow_mut().remove_group(&group);
         }
-        if req.ext(CORE_PART).is_none() {
+        if !is_core_part(&req) {
             tracing::info!(group = %group, "subscription group deleted");
-            for other in (0..self.cores).filter(|&c| c != self.index) {
-                let part = req.clone().with_ext(CORE_PART, "true");
-                match self.run_on(other, part, origin).await {
-                    Some(r) if r.command.code == response::SUCCESS => {}
-                    Some(r) => return Some(r),
-                    None => return Some(reply(&req, response::SYSTEM_ERROR, "no answer")),
-                }
+            if let Err(r) = self.ask_other_cores(&req, origin).await {
+                return Some(r);
             }
         }
         Some(Reply::new(success(&req)))
     }
 
-    /// QUERY_TOPIC_CONSUME_BY_WHO.
-    pub(crate) async fn on_topic_consumed_by(
+    /// The offset administration answered by the state core (which holds the committed offsets):
+    /// QUERY_TOPIC_CONSUME_BY_WHO, CLONE_GROUP_OFFSET, INVOKE_BROKER_TO_RESET_OFFSET and
+    /// GET_ALL_CONSUMER_OFFSET (`admin_sync.rs`).
+    pub(crate) async fn on_offset_admin(
         self: &Rc<Self>,
         req: RemotingCommand,
         origin: Origin<'_>,
@@ -122,10 +117,18 @@ impl Core {
         if self.index != STATE_CORE {
             return self.run_on(STATE_CORE, req, origin).await;
         }
-        let topic = match field(&req, "topic") {
-            Ok(t) => t,
-            Err(r) => return Some(*r),
+        let answer = match req.code {
+            request::QUERY_TOPIC_CONSUME_BY_WHO => self.topic_consumed_by(&req),
+            request::CLONE_GROUP_OFFSET => self.clone_group_offset(&req),
+            request::GET_ALL_CONSUMER_OFFSET => Ok(self.all_consumer_offsets(&req)),
+            _ => self.reset_offset(&req).await,
         };
+        Some(answer.unwrap_or_else(|r| *r))
+    }
+
+    /// QUERY_TOPIC_CONSUME_BY_WHO: groups subscribed by heartbeat or holding offsets of the topic.
+    fn topic_consumed_by(&self, req: &RemotingCommand) -> Result<Reply, Box<Reply>> {
+        let topic = field(req, "topic")?;
         let mut groups = self.offsets.borrow().groups_of_topic(topic);
         groups.extend(
             self.subscriptions
@@ -137,67 +140,42 @@ impl Core {
         groups.sort();
         groups.dedup();
         let body = serde_json::json!({ "groupList": groups });
-        Some(Reply::new(
-            success(&req).with_body(body.to_string().into_bytes()),
+        Ok(Reply::new(
+            success(req).with_body(body.to_string().into_bytes()),
         ))
     }
 
     /// CLONE_GROUP_OFFSET.
-    pub(crate) async fn on_clone_group_offset(
-        self: &Rc<Self>,
-        req: RemotingCommand,
-        origin: Origin<'_>,
-    ) -> Option<Reply> {
-        if self.index != STATE_CORE {
-            return self.run_on(STATE_CORE, req, origin).await;
-        }
-        let (src, dest) = match (field(&req, "srcGroup"), field(&req, "destGroup")) {
-            (Ok(s), Ok(d)) => (s, d),
-            (Err(r), _) | (_, Err(r)) => return Some(*r),
-        };
+    fn clone_group_offset(&self, req: &RemotingCommand) -> Result<Reply, Box<Reply>> {
+        let src = field(req, "srcGroup")?;
+        let dest = field(req, "destGroup")?;
         let topics = match req.ext("topic").map(str::trim) {
             Some(t) if !t.is_empty() => vec![t.to_string()],
             _ => self.offsets.borrow().topics_of_group(src),
         };
-        let online_topics = self
-            .subscriptions
-            .borrow()
-            .get(src)
-            .map(|t| t.keys().cloned().collect::<Vec<_>>());
+        // An online source group only lends the offsets of topics it subscribes to.
+        let subscribed: Option<Vec<String>> = match flag(req, "offline") {
+            true => None,
+            false => self
+                .subscriptions
+                .borrow()
+                .get(src)
+                .map(|t| t.keys().cloned().collect()),
+        };
         for topic in topics {
             if self.topics.borrow().get(&topic).is_none() {
                 tracing::warn!(topic = %topic, "clone group offset: no such topic");
                 continue;
             }
-            // An online source group only lends the offsets of topics it subscribes to.
-            if let Some(subscribed) = online_topics.as_ref().filter(|_| !flag(&req, "offline")) {
-                if !subscribed.contains(&topic) {
-                    continue;
-                }
+            if subscribed.as_ref().is_some_and(|s| !s.contains(&topic)) {
+                continue;
             }
             self.offsets.borrow_mut().clone_offsets(src, dest, &topic);
         }
-        Some(Reply::new(success(&req)))
+        Ok(Reply::new(success(req)))
     }
 
-    /// INVOKE_BROKER_TO_RESET_OFFSET (server-side reset).
-    pub(crate) async fn on_reset_offset(
-        self: &Rc<Self>,
-        req: RemotingCommand,
-        origin: Origin<'_>,
-    ) -> Option<Reply> {
-        if self.index != STATE_CORE {
-            return self.run_on(STATE_CORE, req, origin).await;
-        }
-        Some(match self.reset_offset(&req).await {
-            Ok(r) | Err(r) => *r,
-        })
-    }
-
-    async fn reset_offset(
-        self: &Rc<Self>,
-        req: &RemotingCommand,
-    ) -> Result<Box<Reply>, Box<Reply>> {
+    async fn reset_offset(self: &Rc<Self>, req: &RemotingCommand) -> Result<Reply, Box<Reply>> {
         let topic = field(req, "topic")?.to_string();
         let group = field(req, "group")?.to_string();
         let timestamp: i64 = number(req, "timestamp")?.unwrap_or(-1);
@@ -256,9 +234,9 @@ impl Core {
             offsets.commit(&group, &topic, mq.queue_id, *target);
         }
         tracing::info!(topic = %topic, group = %group, timestamp, "consumer offsets reset");
-        Ok(Box::new(Reply::new(
+        Ok(Reply::new(
             success(req).with_body(encode_reset_offset(&table)),
-        )))
+        ))
     }
 
     /// The queue's min or max offset (`code` GET_MIN_OFFSET or GET_MAX_OFFSET), asked of its owner.

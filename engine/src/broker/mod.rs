@@ -64,6 +64,7 @@ pub mod config;
 mod config_update;
 mod consumer;
 mod core;
+mod fan_out;
 pub mod filter;
 mod group_admin;
 pub mod groups;

@@ -1,8 +1,8 @@
 //! GET_BROKER_RUNTIME_INFO (28): the broker's counters summed over every core, plus the settings and
 //! figures `mqadmin brokerStatus` and `clusterList` read.
 //!
-//! The receiving core asks every other core for its own counters (the same request marked with
-//! [`CORE_PART`], answered with that core's table) and adds them up, so the answer does not depend
+//! The receiving core asks every other core for its own counters (the same request, see
+//! [`super::fan_out`], answered with that core's table) and adds them up, so the answer does not depend
 //! on which core the admin connection landed on.
 //!
 //! | key | value |
@@ -29,9 +29,7 @@ use tern_store::config::{FlushDiskType, IoMode};
 use tern_store::message_id::SHARD_SHIFT;
 
 use super::core::{reply, success, Core, Origin};
-
-/// Extension field marking the request one core sends another for its own counters.
-const CORE_PART: &str = "ternCorePart";
+use super::fan_out::is_core_part;
 
 /// Tern's version string reported as `brokerVersionDesc`.
 const VERSION_DESC: &str = concat!("Tern ", env!("CARGO_PKG_VERSION"));
@@ -78,23 +76,18 @@ impl Core {
         origin: Origin<'_>,
     ) -> Option<Reply> {
         let mut table = self.own_counters();
-        if req.ext(CORE_PART).is_some() {
+        if is_core_part(&req) {
             return Some(Reply::new(success(&req).with_body(encode(table))));
         }
-        for other in (0..self.cores).filter(|&c| c != self.index) {
-            let part = req.clone().with_ext(CORE_PART, "true");
-            let answer = self.run_on(other, part, origin).await;
-            let part = match answer {
-                Some(r) if r.command.code == response::SUCCESS => {
-                    match serde_json::from_slice::<KvTable>(&r.command.body) {
-                        Ok(kv) => kv.table,
-                        Err(e) => return Some(reply(&req, response::SYSTEM_ERROR, e.to_string())),
-                    }
-                }
-                Some(r) => return Some(r),
-                None => return Some(reply(&req, response::SYSTEM_ERROR, "no answer")),
-            };
-            add_counters(&mut table, &part);
+        let answers = match self.ask_other_cores(&req, origin).await {
+            Ok(a) => a,
+            Err(r) => return Some(r),
+        };
+        for answer in answers {
+            match serde_json::from_slice::<KvTable>(&answer.body) {
+                Ok(kv) => add_counters(&mut table, &kv.table),
+                Err(e) => return Some(reply(&req, response::SYSTEM_ERROR, e.to_string())),
+            }
         }
         self.describe(&mut table);
         Some(Reply::new(success(&req).with_body(encode(table))))
