@@ -243,7 +243,9 @@ impl Core {
             self.stats
                 .pulled_msgs
                 .set(self.stats.pulled_msgs.get() + fetched.count as u64);
-            return self.pull_body(rsp, fetched.ranges, origin).await;
+            return self
+                .pull_body(rsp, fetched.ranges, &fetched.phys_offsets, origin)
+                .await;
         }
     }
 
@@ -253,8 +255,10 @@ impl Core {
         &self,
         mut rsp: RemotingCommand,
         ranges: Vec<ReadRange>,
+        phys_offsets: &[u64],
         origin: Origin<'_>,
     ) -> Reply {
+        debug_assert_eq!(ranges.len(), phys_offsets.len());
         let total: usize = ranges.iter().map(ReadRange::len).sum();
         let all_files = ranges.iter().all(|r| matches!(r, ReadRange::File { .. }));
         if matches!(origin, Origin::Local(_)) && all_files {
@@ -271,8 +275,8 @@ impl Core {
             return Reply::with_file_body(rsp, regions);
         }
         let mut body = Vec::with_capacity(total);
-        for r in &ranges {
-            if let Err(e) = self.store.append_range(r, &mut body).await {
+        for (r, phys) in ranges.iter().zip(phys_offsets) {
+            if let Err(e) = self.store.append_record(*phys, r, &mut body).await {
                 let mut err = rsp;
                 err.code = response::SYSTEM_ERROR;
                 err.remark = Some(format!("cannot read stored messages: {e}"));

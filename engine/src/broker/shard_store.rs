@@ -28,6 +28,9 @@ pub enum ShardStoreError {
     /// Reading stored bytes failed.
     #[error("cannot read stored message: {0}")]
     Read(#[from] std::io::Error),
+    /// Reading CommitLog bytes failed.
+    #[error("cannot read stored message: {0}")]
+    Log(#[from] tern_store::error::StoreError),
 }
 
 /// Where a message was stored.
@@ -63,6 +66,8 @@ pub struct Fetched {
     pub max: i64,
     /// The matching records, in queue order.
     pub ranges: Vec<ReadRange>,
+    /// Each record's CommitLog offset, parallel to `ranges` (for [`ShardStore::append_record`]).
+    pub phys_offsets: Vec<u64>,
     /// Number of records.
     pub count: usize,
 }
@@ -70,7 +75,8 @@ pub struct Fetched {
 /// One core's message store.
 pub struct ShardStore {
     inner: RefCell<Option<Rc<MessageStore>>>,
-    /// Reused record buffer for the exact tag check.
+    /// Reused record buffer for the exact tag check (taken out while a check awaits its read, so
+    /// concurrent pulls never share it).
     scratch: RefCell<Vec<u8>>,
 }
 
@@ -143,13 +149,23 @@ impl ShardStore {
             |code| filter.matches_hash(code),
         );
         let mut ranges = Vec::with_capacity(result.messages.len());
-        let mut scratch = self.scratch.borrow_mut();
+        let mut phys_offsets = Vec::with_capacity(result.messages.len());
+        let mut scratch = std::mem::take(&mut *self.scratch.borrow_mut());
         for m in result.messages {
-            if !filter.all && !self.tag_matches(&m.range, filter, &mut scratch)? {
-                continue;
+            if !filter.all {
+                match tag_matches(&store, &m.range, m.phys_offset, filter, &mut scratch).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        *self.scratch.borrow_mut() = scratch;
+                        return Err(e);
+                    }
+                }
             }
             ranges.push(m.range);
+            phys_offsets.push(m.phys_offset);
         }
+        *self.scratch.borrow_mut() = scratch;
         let status = if result.status == GetStatus::Found && ranges.is_empty() {
             GetStatus::NoMatchedMessage
         } else {
@@ -162,28 +178,32 @@ impl ShardStore {
             max: result.max_offset,
             count: ranges.len(),
             ranges,
+            phys_offsets,
         })
     }
 
-    /// The exact tag check of one record (a page-cache read of a small record).
-    fn tag_matches(
+    /// Appends the record `range` at CommitLog offset `phys` to `out` (pull bodies that cannot go
+    /// zero-copy) without blocking the executor: memory ranges are copied, file ranges read with
+    /// [`MessageStore::read_into`].
+    pub async fn append_record(
         &self,
+        phys: u64,
         range: &ReadRange,
-        filter: &TagFilter,
-        scratch: &mut Vec<u8>,
-    ) -> Result<bool, ShardStoreError> {
-        let bytes: &[u8] = match range.as_memory() {
-            Some(b) => b,
-            None => {
-                scratch.resize(range.len(), 0);
-                range.copy_to(scratch)?;
-                scratch
-            }
-        };
-        Ok(match StoredMessage::decode(bytes) {
-            Ok(m) => filter.matches_tag(m.tags()),
-            Err(_) => false,
-        })
+        out: &mut Vec<u8>,
+    ) -> Result<(), ShardStoreError> {
+        let start = out.len();
+        if let Some(bytes) = range.as_memory() {
+            out.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let store = self.store()?;
+        out.resize(start + range.len(), 0);
+        let dst = out.get_mut(start..).ok_or(ShardStoreError::Closed)?;
+        if let Err(e) = store.read_into(phys, dst).await {
+            out.truncate(start);
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Appends the bytes of `range` to `out` (for bodies that cannot go zero-copy).
@@ -314,4 +334,27 @@ impl ShardStore {
         };
         Ok(store.shutdown().await?)
     }
+}
+
+/// The exact tag check of one record: from memory when the range is, else read (without blocking
+/// the executor) into `scratch`.
+async fn tag_matches(
+    store: &MessageStore,
+    range: &ReadRange,
+    phys: u64,
+    filter: &TagFilter,
+    scratch: &mut Vec<u8>,
+) -> Result<bool, ShardStoreError> {
+    let bytes: &[u8] = match range.as_memory() {
+        Some(b) => b,
+        None => {
+            scratch.resize(range.len(), 0);
+            store.read_into(phys, scratch).await?;
+            scratch
+        }
+    };
+    Ok(match StoredMessage::decode(bytes) {
+        Ok(m) => filter.matches_tag(m.tags()),
+        Err(_) => false,
+    })
 }
