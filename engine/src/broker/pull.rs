@@ -275,14 +275,16 @@ impl Core {
             return Reply::with_file_body(rsp, regions);
         }
         let mut body = Vec::with_capacity(total);
-        for (r, phys) in ranges.iter().zip(phys_offsets) {
-            if let Err(e) = self.store.append_record(*phys, r, &mut body).await {
-                let mut err = rsp;
-                err.code = response::SYSTEM_ERROR;
-                err.remark = Some(format!("cannot read stored messages: {e}"));
-                err.ext_fields.clear();
-                return Reply::new(err);
-            }
+        if let Err(e) = self
+            .store
+            .append_records(&ranges, phys_offsets, &mut body)
+            .await
+        {
+            let mut err = rsp;
+            err.code = response::SYSTEM_ERROR;
+            err.remark = Some(format!("cannot read stored messages: {e}"));
+            err.ext_fields.clear();
+            return Reply::new(err);
         }
         self.stats
             .copied_bytes

@@ -150,22 +150,24 @@ impl ShardStore {
         );
         let mut ranges = Vec::with_capacity(result.messages.len());
         let mut phys_offsets = Vec::with_capacity(result.messages.len());
-        let mut scratch = std::mem::take(&mut *self.scratch.borrow_mut());
+        // The exact tag check reads the file-backed records with one read of their span; the
+        // buffer is taken out of its RefCell while the read awaits, so concurrent pulls never
+        // share it.
+        let span = if filter.all {
+            RecordSpan::default()
+        } else {
+            let buf = std::mem::take(&mut *self.scratch.borrow_mut());
+            let records = result.messages.iter().map(|m| (m.phys_offset, &m.range));
+            RecordSpan::read(&store, records, buf).await?
+        };
         for m in result.messages {
-            if !filter.all {
-                match tag_matches(&store, &m.range, m.phys_offset, filter, &mut scratch).await {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        *self.scratch.borrow_mut() = scratch;
-                        return Err(e);
-                    }
-                }
+            if !filter.all && !tag_matches(&store, &span, m.phys_offset, &m.range, filter).await? {
+                continue;
             }
             ranges.push(m.range);
             phys_offsets.push(m.phys_offset);
         }
-        *self.scratch.borrow_mut() = scratch;
+        *self.scratch.borrow_mut() = span.into_buffer();
         let status = if result.status == GetStatus::Found && ranges.is_empty() {
             GetStatus::NoMatchedMessage
         } else {
@@ -182,26 +184,28 @@ impl ShardStore {
         })
     }
 
-    /// Appends the record `range` at CommitLog offset `phys` to `out` (pull bodies that cannot go
-    /// zero-copy) without blocking the executor: memory ranges are copied, file ranges read with
-    /// [`MessageStore::read_into`].
-    pub async fn append_record(
+    /// Appends the records `ranges` (at CommitLog offsets `phys`, parallel) to `out` (pull bodies
+    /// that cannot go zero-copy) without blocking the executor: memory ranges are copied, file
+    /// ranges come from one [`RecordSpan`] read (or one read each when their span is too wide).
+    pub async fn append_records(
         &self,
-        phys: u64,
-        range: &ReadRange,
+        ranges: &[ReadRange],
+        phys: &[u64],
         out: &mut Vec<u8>,
     ) -> Result<(), ShardStoreError> {
-        let start = out.len();
-        if let Some(bytes) = range.as_memory() {
-            out.extend_from_slice(bytes);
-            return Ok(());
-        }
+        debug_assert_eq!(ranges.len(), phys.len());
         let store = self.store()?;
-        out.resize(start + range.len(), 0);
-        let dst = out.get_mut(start..).ok_or(ShardStoreError::Closed)?;
-        if let Err(e) = store.read_into(phys, dst).await {
-            out.truncate(start);
-            return Err(e.into());
+        let span = RecordSpan::read(&store, phys.iter().copied().zip(ranges), Vec::new()).await?;
+        for (&at, range) in phys.iter().zip(ranges) {
+            match range.as_memory().or_else(|| span.get(at, range.len())) {
+                Some(bytes) => out.extend_from_slice(bytes),
+                None => {
+                    let start = out.len();
+                    out.resize(start + range.len(), 0);
+                    let dst = out.get_mut(start..).ok_or(ShardStoreError::Closed)?;
+                    store.read_into(at, dst).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -336,21 +340,78 @@ impl ShardStore {
     }
 }
 
-/// The exact tag check of one record: from memory when the range is, else read (without blocking
-/// the executor) into `scratch`.
+/// The widest CommitLog span [`RecordSpan::read`] reads at once. A pull returns at most 32 records;
+/// with other queues' records between them their span is usually a few hundred KiB.
+const SPAN_LIMIT: u64 = 4 << 20;
+
+/// The CommitLog bytes from the first to the end of the last file-backed record of a pull, read
+/// with one [`MessageStore::read_into`]. O_DIRECT reads have no readahead: one read per record
+/// made filtered pulls on the direct backend about half as fast as the blocking buffered `pread`
+/// this replaces; one read per pull is not.
+#[derive(Default)]
+struct RecordSpan {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl RecordSpan {
+    /// Reads the span of the file-backed `records` (`(phys, range)`) into `buf` (reused). Empty
+    /// when every record is in memory or the span is wider than [`SPAN_LIMIT`].
+    async fn read<'a>(
+        store: &MessageStore,
+        records: impl Iterator<Item = (u64, &'a ReadRange)>,
+        mut buf: Vec<u8>,
+    ) -> Result<RecordSpan, ShardStoreError> {
+        let (mut lo, mut hi) = (u64::MAX, 0u64);
+        for (phys, range) in records.filter(|(_, r)| r.as_memory().is_none()) {
+            lo = lo.min(phys);
+            hi = hi.max(phys + range.len() as u64);
+        }
+        buf.clear();
+        if lo >= hi || hi - lo > SPAN_LIMIT {
+            return Ok(RecordSpan {
+                start: 0,
+                bytes: buf,
+            });
+        }
+        buf.resize((hi - lo) as usize, 0);
+        if let Err(e) = store.read_into(lo, &mut buf).await {
+            return Err(e.into());
+        }
+        Ok(RecordSpan {
+            start: lo,
+            bytes: buf,
+        })
+    }
+
+    /// The `len` bytes at `phys`, when the span holds them.
+    fn get(&self, phys: u64, len: usize) -> Option<&[u8]> {
+        let from = usize::try_from(phys.checked_sub(self.start)?).ok()?;
+        self.bytes.get(from..from.checked_add(len)?)
+    }
+
+    /// The buffer, for reuse.
+    fn into_buffer(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// The exact tag check of one record: from memory, from `span`, or else read on its own.
 async fn tag_matches(
     store: &MessageStore,
-    range: &ReadRange,
+    span: &RecordSpan,
     phys: u64,
+    range: &ReadRange,
     filter: &TagFilter,
-    scratch: &mut Vec<u8>,
 ) -> Result<bool, ShardStoreError> {
-    let bytes: &[u8] = match range.as_memory() {
+    let owned;
+    let bytes: &[u8] = match range.as_memory().or_else(|| span.get(phys, range.len())) {
         Some(b) => b,
         None => {
-            scratch.resize(range.len(), 0);
-            store.read_into(phys, scratch).await?;
-            scratch
+            let mut record = vec![0u8; range.len()];
+            store.read_into(phys, &mut record).await?;
+            owned = record;
+            &owned
         }
     };
     Ok(match StoredMessage::decode(bytes) {
