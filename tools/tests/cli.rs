@@ -396,11 +396,17 @@ fn shutdown_signals_only_the_named_process() {
     let mut child = Command::new(binary)
         .args(["--listen", "127.0.0.1:0", "--kv-config-path"])
         .arg(dir.path().join("kv.json"))
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start tern-namesrv");
     let pid = child.id().to_string();
+    // SIGTERM's default action applies until the process has blocked it on its way to serving:
+    // a signal sent right after exec killed it (exit by signal 15) in about one run in ten.
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
     // The process may still be exec'ing: wait until it carries its name.
     let listed = eventually(
         "127.0.0.1:1",
