@@ -41,7 +41,10 @@ cleanup() {
 }
 trap 'cleanup; rm -rf "$work"' EXIT
 
-# Waits until the process writing $1 printed its "listening on" line.
+# Waits until the process writing $1 printed its "listening on" line. The caller must empty $1
+# before starting the process: the redirection of a background job is made by the child, so
+# without that this could read the line a previous run left in the same file (the "connection
+# refused right after listening" of earlier bench runs).
 await_listening() {
   local log=$1 pid=$2 i
   for ((i = 0; i < 200; i++)); do
@@ -57,6 +60,7 @@ echo "## raw disk (dd bs=1M count=1024 oflag=direct in $work)"
 dd if=/dev/zero of="$work/dd.tmp" bs=1M count=1024 oflag=direct 2>&1 | tail -1
 rm -f "$work/dd.tmp"
 
+: >"$work/namesrv.out"
 "$bin/tern-namesrv" --listen "127.0.0.1:$ns_port" --kv-config-path "$work/kv.json" \
   >"$work/namesrv.out" 2>"$work/namesrv.log" &
 pids+=($!)
@@ -77,6 +81,7 @@ commitLogIoMode=$io
 flushDiskType=$flush
 defaultTopicQueueNums=8
 PROPS
+  : >"$work/broker.out"
   "$bin/tern-broker" -c "$work/broker.properties" --cores "$broker_cores" \
     >"$work/broker.out" 2>"$work/broker.log" &
   broker_pid=$!

@@ -755,8 +755,9 @@ fn route_is_withdrawn_once_the_broker_connection_closes() {
 
 /// Tags the produced messages cycle through: message `i` has `TAGS[i % 3]`.
 const TAGS: [&str; 3] = ["TagA", "TagB", "TagC"];
-/// Messages produced per test in the default run.
-const MESSAGES: usize = 1_000;
+/// Messages each cell of the acceptance matrix produces: small, since every cell starts its own
+/// processes (the 10,000-message variant is `#[ignore]`).
+const MESSAGES: usize = 300;
 /// Longest a whole delivery (all messages to a consumer) may take before the test fails.
 const DELIVERY_LIMIT: Duration = Duration::from_secs(30);
 
@@ -987,84 +988,11 @@ async fn await_exactly(what: &str, received: &Received, expected: &HashSet<Strin
     assert_eq!(received.redelivered, 0, "{what}: redeliveries");
 }
 
-/// Produces `messages` to a new topic on a broker with `cores` executors, then checks two push consumer groups: one on `*` gets
-/// every message exactly once, one on `TagB` gets exactly the TagB messages.
-fn produce_and_push_consume(
-    cores: usize,
-    serialize_type: SerializeType,
-    messages: usize,
-    scope: &str,
-) {
-    produce_and_push_consume_with(cores, serialize_type, messages, scope, "");
-}
-
-/// [`produce_and_push_consume`] on a broker with `extra_properties` in its properties file.
-fn produce_and_push_consume_with(
-    cores: usize,
-    serialize_type: SerializeType,
-    messages: usize,
-    scope: &str,
-    extra_properties: &str,
-) {
-    let client = ClientHarness::new(scope, serialize_type);
-    let cluster = Cluster::start_with(cores, extra_properties, &client);
-    let topic = format!("TernCompatPush_{scope}");
-    let started = std::time::Instant::now();
-    client.block_on(produce(&client, &cluster.namesrv, &topic, 0..messages));
-    eprintln!("{scope}: produced {messages} in {:?}", started.elapsed());
-
-    let all: HashSet<String> = (0..messages).map(message_body).collect();
-    let tag_b: HashSet<String> = (0..messages)
-        .filter(|i| TAGS[i % TAGS.len()] == "TagB")
-        .map(message_body)
-        .collect();
-    let started = std::time::Instant::now();
-    client.block_on(async {
-        let (mut every, every_received) = push_consumer(
-            &client,
-            &cluster.namesrv.addr_string(),
-            &format!("{topic}_CG_all"),
-            &topic,
-            "*",
-        )
-        .await;
-        let (mut only_b, b_received) = push_consumer(
-            &client,
-            &cluster.namesrv.addr_string(),
-            &format!("{topic}_CG_b"),
-            &topic,
-            "TagB",
-        )
-        .await;
-        await_exactly("group on *", &every_received, &all).await;
-        await_exactly("group on TagB", &b_received, &tag_b).await;
-        eprintln!("{scope}: both groups consumed in {:?}", started.elapsed());
-        within("push consumer shutdown", every.shutdown()).await;
-        within("push consumer shutdown", only_b.shutdown()).await;
-    });
-    drop(cluster);
-}
-
-#[test]
-fn push_consumers_receive_all_and_by_tag_json_one_core() {
-    produce_and_push_consume(1, SerializeType::JSON, MESSAGES, "push_json_1");
-}
-
-#[test]
-fn push_consumers_receive_all_and_by_tag_json_two_cores() {
-    produce_and_push_consume(2, SerializeType::JSON, MESSAGES, "push_json_2");
-}
-
-#[test]
-fn push_consumers_receive_all_and_by_tag_rocketmq_two_cores() {
-    produce_and_push_consume(2, SerializeType::ROCKETMQ, MESSAGES, "push_rmq_2");
-}
-
 /// Issue 4's full size: 10,000 messages (about 10 s of sync sends here; run with `--ignored`).
 #[test]
 #[ignore = "slow: 10,000 sync sends"]
-fn push_consumers_receive_ten_thousand_json_two_cores() {
-    produce_and_push_consume(2, SerializeType::JSON, 10_000, "push_json_2_10k");
+fn key_scenario_ten_thousand_json_two_cores() {
+    key_scenario(2, "mmap", SerializeType::JSON, 10_000, "m2_mmap_10k");
 }
 
 /// Reads `topic` as `group` with a lite pull consumer (subscription `*`, from the first offset for
@@ -1133,64 +1061,86 @@ fn bodies(range: std::ops::Range<usize>) -> HashSet<String> {
     range.map(message_body).collect()
 }
 
-/// A lite pull consumer reads a topic from offset 0 and commits; a restarted consumer of the
-/// same group reads only what was produced since; after a SIGTERM restart of the broker, a third
-/// one again resumes from the committed offsets.
-fn pull_commit_and_resume(cores: usize, serialize_type: SerializeType, scope: &str) {
+/// Issue 4's acceptance 1 on one cell of acceptance 4's matrix (`cores`, CommitLog `io_mode`):
+/// sync-produce `n` messages with tags and keys to an auto-created topic; a push group on `*` receives
+/// every message exactly once and a group on `TagB` exactly the TagB ones; a lite pull consumer
+/// reads the topic from offset 0 and commits, a second one of the same group reads only what was
+/// produced since, and after a SIGTERM restart of the broker a third one (on a fresh client
+/// runtime, so the offsets must come from the broker) again resumes from the committed offsets.
+fn key_scenario(cores: usize, io_mode: &str, serialize_type: SerializeType, n: usize, scope: &str) {
     let client = ClientHarness::new(scope, serialize_type);
-    let mut cluster = Cluster::start(cores, &client);
-    let topic = format!("TernCompatPull_{scope}");
-    let group = format!("{topic}_CG");
+    let properties = format!("commitLogIoMode={io_mode}\n");
+    let mut cluster = Cluster::start_with(cores, &properties, &client);
+    let topic = format!("TernCompat_{scope}");
+    let group = format!("{topic}_CG_pull");
     let started = std::time::Instant::now();
+    let tag_b: HashSet<String> = (0..n)
+        .filter(|i| TAGS[i % TAGS.len()] == "TagB")
+        .map(message_body)
+        .collect();
     client.block_on(async {
-        produce(&client, &cluster.namesrv, &topic, 0..300).await;
-        pull_exactly(&client, &cluster.namesrv, &group, &topic, &bodies(0..300)).await;
-        produce(&client, &cluster.namesrv, &topic, 300..400).await;
-        pull_exactly(&client, &cluster.namesrv, &group, &topic, &bodies(300..400)).await;
+        produce(&client, &cluster.namesrv, &topic, 0..n).await;
+        let namesrv = cluster.namesrv.addr_string();
+        let all_group = format!("{topic}_CG_all");
+        let (mut every, every_received) =
+            push_consumer(&client, &namesrv, &all_group, &topic, "*").await;
+        let b_group = format!("{topic}_CG_b");
+        let (mut only_b, b_received) =
+            push_consumer(&client, &namesrv, &b_group, &topic, "TagB").await;
+        await_exactly("group on *", &every_received, &bodies(0..n)).await;
+        await_exactly("group on TagB", &b_received, &tag_b).await;
+        within("push consumer shutdown", every.shutdown()).await;
+        within("push consumer shutdown", only_b.shutdown()).await;
+        pull_exactly(&client, &cluster.namesrv, &group, &topic, &bodies(0..n)).await;
+        produce(&client, &cluster.namesrv, &topic, n..n + 50).await;
+        pull_exactly(
+            &client,
+            &cluster.namesrv,
+            &group,
+            &topic,
+            &bodies(n..n + 50),
+        )
+        .await;
     });
     cluster.broker.stop();
     cluster.broker.restart();
-    // A fresh client runtime: nothing cached on the client side survives, the offsets must come
-    // from the restarted broker.
     drop(client);
     let client = ClientHarness::new(&format!("{scope}_after"), serialize_type);
     cluster.await_route(&client, &topic);
     client.block_on(async {
-        produce(&client, &cluster.namesrv, &topic, 400..450).await;
-        pull_exactly(&client, &cluster.namesrv, &group, &topic, &bodies(400..450)).await;
+        produce(&client, &cluster.namesrv, &topic, n + 50..n + 80).await;
+        let expected = bodies(n + 50..n + 80);
+        pull_exactly(&client, &cluster.namesrv, &group, &topic, &expected).await;
     });
-    eprintln!(
-        "{scope}: pull, resume and broker restart in {:?}",
-        started.elapsed()
-    );
+    eprintln!("{scope}: key scenario in {:?}", started.elapsed());
+}
+
+// Acceptance 4: each cell of cores {1, 2} x backend {mmap, direct}; the two header serializations
+// alternate so both are covered with each core count and each backend.
+
+#[test]
+fn key_scenario_one_core_mmap_json() {
+    key_scenario(1, "mmap", SerializeType::JSON, MESSAGES, "m1_mmap");
 }
 
 #[test]
-fn lite_pull_resumes_from_committed_offset_json_one_core() {
-    pull_commit_and_resume(1, SerializeType::JSON, "pull_json_1");
+fn key_scenario_two_cores_mmap_rocketmq() {
+    key_scenario(2, "mmap", SerializeType::ROCKETMQ, MESSAGES, "m2_mmap");
 }
 
 #[test]
-fn lite_pull_resumes_from_committed_offset_rocketmq_two_cores() {
-    pull_commit_and_resume(2, SerializeType::ROCKETMQ, "pull_rmq_2");
+fn key_scenario_one_core_direct_rocketmq() {
+    key_scenario(1, "direct", SerializeType::ROCKETMQ, MESSAGES, "m1_direct");
+}
+
+#[test]
+fn key_scenario_two_cores_direct_json() {
+    key_scenario(2, "direct", SerializeType::JSON, MESSAGES, "m2_direct");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Both store backends, dual master, SIGTERM mid-stream
 // ---------------------------------------------------------------------------------------------
-
-/// Issue 4 acceptance 4: the push acceptance on the direct-I/O CommitLog backend (the other tests
-/// run on the default mmap backend).
-#[test]
-fn push_consumers_receive_all_and_by_tag_direct_io_two_cores() {
-    produce_and_push_consume_with(
-        2,
-        SerializeType::JSON,
-        300,
-        "push_direct_2",
-        "commitLogIoMode=direct\n",
-    );
-}
 
 /// Brokers of the dual-master layout (one cluster, two broker names).
 const DUAL_MASTERS: [&str; 2] = ["broker-a", "broker-b"];

@@ -22,8 +22,8 @@ use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
 use tern_store::message::StoredMessage;
 
-use crate::run::{response_label, ExecutorResult, RunControl};
-use crate::target::{self, QueueTarget};
+use crate::run::{response_label, ExecutorResult, ReportOptions, RunControl};
+use crate::target::{self, QueueTarget, TargetOptions};
 use crate::PerfError;
 
 /// PULL_MESSAGE sysFlag bits: commit offset, suspend (long poll), subscription in the header.
@@ -36,18 +36,9 @@ const PULL_GRACE: Duration = Duration::from_secs(5);
 /// Consumer options (`tern-perf consumer`).
 #[derive(Debug, Clone, Args)]
 pub struct ConsumerOptions {
-    /// Nameserver address; the topic's route decides the brokers and queues.
-    #[arg(short = 'n', long, conflicts_with = "broker")]
-    pub namesrv: Option<String>,
-    /// Broker address to pull from directly (queues 0..--queues).
-    #[arg(long)]
-    pub broker: Option<String>,
-    /// Topic.
-    #[arg(long, default_value = "TernPerfTopic")]
-    pub topic: String,
-    /// Queues to pull with --broker.
-    #[arg(long, default_value_t = 4)]
-    pub queues: i32,
+    /// Where to pull from.
+    #[command(flatten)]
+    pub target: TargetOptions,
     /// Consumer group.
     #[arg(long, default_value = "tern_perf_cg")]
     pub group: String,
@@ -60,29 +51,21 @@ pub struct ConsumerOptions {
     /// Long-poll hold time per pull, milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub suspend_ms: u64,
-    /// Run for this many seconds.
-    #[arg(long)]
-    pub duration: Option<f64>,
-    /// Stop after receiving this many messages.
-    #[arg(long)]
-    pub count: Option<u64>,
-    /// Write the latency distribution here (HdrHistogram `.hgrm` text).
-    #[arg(long)]
-    pub hist_out: Option<std::path::PathBuf>,
+    /// How long to run and where the report goes.
+    #[command(flatten)]
+    pub report: ReportOptions,
 }
 
 /// Runs the consumer to completion and prints progress and the report to stdout.
 pub fn run(opts: &ConsumerOptions) -> Result<(), PerfError> {
-    if opts.namesrv.is_none() && opts.broker.is_none() {
-        return Err(PerfError::Options("give --namesrv or --broker".into()));
-    }
+    opts.target.validate()?;
     if opts.threads == 0 {
         return Err(PerfError::Options("--threads must be at least 1".into()));
     }
-    let targets = match (&opts.broker, &opts.namesrv) {
-        (Some(addr), _) => target::direct(addr, opts.queues),
+    let targets = match (&opts.target.broker, &opts.target.namesrv) {
+        (Some(addr), _) => target::direct(addr, opts.target.queues),
         (None, Some(ns)) => {
-            let (ns, topic) = (ns.clone(), opts.topic.clone());
+            let (ns, topic) = (ns.clone(), opts.target.topic.clone());
             tern_runtime::block_on("perf-route", async move {
                 let client = RemotingClient::new(ClientConfig::default());
                 target::resolve(&client, &ns, &topic, true, 0).await
@@ -96,7 +79,7 @@ pub fn run(opts: &ConsumerOptions) -> Result<(), PerfError> {
         targets.len(),
         opts.group
     );
-    let ctl = RunControl::new(opts.duration.map(Duration::from_secs_f64), opts.count);
+    let ctl = opts.report.control();
     let plan = Arc::new(opts.clone());
     let mut handles = Vec::new();
     for t in 0..threads {
@@ -112,7 +95,7 @@ pub fn run(opts: &ConsumerOptions) -> Result<(), PerfError> {
             },
         )?);
     }
-    crate::run::finish(&ctl, handles, "end-to-end", opts.hist_out.as_deref())
+    crate::run::finish(&ctl, handles, "end-to-end", &opts.report)
 }
 
 async fn executor_main(
@@ -170,7 +153,7 @@ async fn committed_offset(
 ) -> Result<i64, String> {
     let h = QueryConsumerOffsetRequestHeader {
         consumer_group: plan.group.clone(),
-        topic: plan.topic.clone(),
+        topic: plan.target.topic.clone(),
         queue_id: q.queue_id,
         ..Default::default()
     };
@@ -192,7 +175,7 @@ async fn committed_offset(
 async fn commit_offset(plan: &ConsumerOptions, client: &RemotingClient, q: &QueueTarget, at: i64) {
     let h = UpdateConsumerOffsetRequestHeader {
         consumer_group: plan.group.clone(),
-        topic: plan.topic.clone(),
+        topic: plan.target.topic.clone(),
         queue_id: q.queue_id,
         commit_offset: at,
         broker_name: None,
@@ -222,7 +205,7 @@ async fn pull_loop(
     while !ctl.is_over() {
         let header = PullMessageRequestHeader {
             consumer_group: plan.group.clone(),
-            topic: plan.topic.clone(),
+            topic: plan.target.topic.clone(),
             queue_id: q.queue_id,
             queue_offset: offset,
             max_msg_nums: MAX_MSGS_PER_PULL,

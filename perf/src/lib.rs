@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod consumer;
 pub mod latency;
+pub mod plot;
 pub mod producer;
 pub mod run;
 pub mod target;
@@ -36,4 +37,7 @@ pub enum PerfError {
     /// A message could not be encoded.
     #[error(transparent)]
     Batch(#[from] batch::BatchEncodeError),
+    /// The `--plot` file could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] plot::PlotError),
 }

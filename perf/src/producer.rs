@@ -19,25 +19,16 @@ use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
 
 use crate::batch;
-use crate::run::{response_label, ExecutorResult, RunControl};
-use crate::target::{self, QueueTarget};
+use crate::run::{response_label, ExecutorResult, ReportOptions, RunControl};
+use crate::target::{self, QueueTarget, TargetOptions};
 use crate::PerfError;
 
 /// Producer options (`tern-perf producer`).
 #[derive(Debug, Clone, Args)]
 pub struct ProducerOptions {
-    /// Nameserver address; the topic's route decides the brokers and queues.
-    #[arg(short = 'n', long, conflicts_with = "broker")]
-    pub namesrv: Option<String>,
-    /// Broker address to send to directly (queues 0..--queues).
-    #[arg(long)]
-    pub broker: Option<String>,
-    /// Topic.
-    #[arg(long, default_value = "TernPerfTopic")]
-    pub topic: String,
-    /// Queues to use with --broker; queues of an auto-created topic with --namesrv.
-    #[arg(long, default_value_t = 4)]
-    pub queues: i32,
+    /// Where to send.
+    #[command(flatten)]
+    pub target: TargetOptions,
     /// Body size in bytes.
     #[arg(long, default_value_t = 1024)]
     pub size: usize,
@@ -59,12 +50,6 @@ pub struct ProducerOptions {
     /// Open-loop target rate in messages per second over all senders.
     #[arg(long)]
     pub rate: Option<u64>,
-    /// Run for this many seconds.
-    #[arg(long)]
-    pub duration: Option<f64>,
-    /// Stop after this many messages.
-    #[arg(long)]
-    pub count: Option<u64>,
     /// TAGS property.
     #[arg(long, default_value = "TagA")]
     pub tags: String,
@@ -77,16 +62,14 @@ pub struct ProducerOptions {
     /// Response timeout per request, milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
-    /// Write the latency distribution here (HdrHistogram `.hgrm` text).
-    #[arg(long)]
-    pub hist_out: Option<std::path::PathBuf>,
+    /// How long to run and where the report goes.
+    #[command(flatten)]
+    pub report: ReportOptions,
 }
 
 impl ProducerOptions {
     fn validate(&self) -> Result<(), PerfError> {
-        if self.namesrv.is_none() && self.broker.is_none() {
-            return Err(PerfError::Options("give --namesrv or --broker".into()));
-        }
+        self.target.validate()?;
         if self.threads == 0 || self.connections == 0 || self.concurrency == 0 || self.batch == 0 {
             return Err(PerfError::Options(
                 "--threads, --connections, --concurrency and --batch must be at least 1".into(),
@@ -147,13 +130,13 @@ pub fn run(opts: &ProducerOptions) -> Result<(), PerfError> {
     });
     let plan = Arc::new(SenderPlan {
         targets,
-        topic: opts.topic.clone(),
+        topic: opts.target.topic.clone(),
         group: opts.group.clone(),
         properties,
         body,
         batch_body,
         batch: opts.batch as u64,
-        default_queue_nums: opts.queues,
+        default_queue_nums: opts.target.queues,
         oneway: opts.oneway,
         timeout: Duration::from_millis(opts.timeout_ms),
         interval,
@@ -169,7 +152,7 @@ pub fn run(opts: &ProducerOptions) -> Result<(), PerfError> {
         if opts.oneway { ", oneway" } else { "" },
         opts.rate.map(|r| format!(", {r} msgs/s open loop")).unwrap_or_default()
     );
-    let ctl = RunControl::new(opts.duration.map(Duration::from_secs_f64), opts.count);
+    let ctl = opts.report.control();
     let mut handles = Vec::new();
     let mut sender_index = 0;
     for t in 0..opts.threads {
@@ -190,15 +173,16 @@ pub fn run(opts: &ProducerOptions) -> Result<(), PerfError> {
             },
         )?);
     }
-    crate::run::finish(&ctl, handles, "send", opts.hist_out.as_deref())
+    crate::run::finish(&ctl, handles, "send", &opts.report)
 }
 
 fn resolve_targets(opts: &ProducerOptions) -> Result<Vec<QueueTarget>, PerfError> {
-    if let Some(addr) = &opts.broker {
-        return Ok(target::direct(addr, opts.queues));
+    let t = &opts.target;
+    if let Some(addr) = &t.broker {
+        return Ok(target::direct(addr, t.queues));
     }
-    let namesrv = opts.namesrv.clone().unwrap_or_default();
-    let (topic, queues) = (opts.topic.clone(), opts.queues);
+    let namesrv = t.namesrv.clone().unwrap_or_default();
+    let (topic, queues) = (t.topic.clone(), t.queues);
     tern_runtime::block_on("perf-route", async move {
         let client = RemotingClient::new(ClientConfig::default());
         target::resolve(&client, &namesrv, &topic, false, queues).await

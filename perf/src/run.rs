@@ -180,13 +180,38 @@ pub fn response_label(code: i32) -> String {
     }
 }
 
+/// The run-length and report options `tern-perf producer` and `consumer` share (flattened into
+/// each).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportOptions {
+    /// Run for this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Write the latency distribution here (HdrHistogram `.hgrm` text).
+    #[arg(long)]
+    pub hist_out: Option<std::path::PathBuf>,
+    /// Draw the latency percentile plot into this SVG file.
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
+}
+
+impl ReportOptions {
+    /// The run's control block, stopping at `--duration` or `--count`.
+    pub fn control(&self) -> Arc<RunControl> {
+        RunControl::new(self.duration.map(Duration::from_secs_f64), self.count)
+    }
+}
+
 /// Waits for the load executors while printing one progress line per second, then prints the
-/// final report for `what` and, when `hist_out` is given, writes the `.hgrm` file there.
+/// final report for `what` and writes the files `report` asks for.
 pub fn finish(
     ctl: &RunControl,
     handles: Vec<tern_runtime::ExecutorHandle<ExecutorResult>>,
     what: &str,
-    hist_out: Option<&std::path::Path>,
+    report: &ReportOptions,
 ) -> Result<(), crate::PerfError> {
     let mut stdout = io::stdout();
     ctl.print_progress(handles.len(), &mut stdout)?;
@@ -196,9 +221,13 @@ pub fn finish(
         total.merge(h.join()?);
     }
     write_report(&mut stdout, what, ctl, elapsed, &total)?;
-    if let Some(path) = hist_out {
+    if let Some(path) = &report.hist_out {
         let mut f = io::BufWriter::new(std::fs::File::create(path)?);
         latency::write_hgrm(&mut f, &total.latency)?;
+    }
+    if let Some(path) = &report.plot {
+        let title = format!("{what} latency, {} samples", total.latency.len());
+        crate::plot::write_percentile_svg(path, &title, &total.latency)?;
     }
     Ok(())
 }

@@ -11,6 +11,33 @@ use tern_net::RemotingCommand;
 
 use crate::PerfError;
 
+/// The target options `tern-perf producer` and `consumer` share (flattened into each).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetOptions {
+    /// Nameserver address; the topic's route decides the brokers and queues.
+    #[arg(short = 'n', long, conflicts_with = "broker")]
+    pub namesrv: Option<String>,
+    /// Broker address to use directly (queues 0..--queues).
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// Topic.
+    #[arg(long, default_value = "TernPerfTopic")]
+    pub topic: String,
+    /// Queues to use with --broker; with --namesrv, the producer's queues of an auto-created topic.
+    #[arg(long, default_value_t = 4)]
+    pub queues: i32,
+}
+
+impl TargetOptions {
+    /// An error unless `--namesrv` or `--broker` is given.
+    pub fn validate(&self) -> Result<(), PerfError> {
+        if self.namesrv.is_none() && self.broker.is_none() {
+            return Err(PerfError::Options("give --namesrv or --broker".into()));
+        }
+        Ok(())
+    }
+}
+
 /// The template topic a producer falls back to when its topic has no route yet (RocketMQ's
 /// `TBW102`): the broker auto-creates the topic on the first send.
 pub const DEFAULT_TOPIC: &str = "TBW102";

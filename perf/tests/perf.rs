@@ -121,6 +121,7 @@ fn producer_and_consumer_runs_report_throughput_and_latency() {
     let broker_addr = loopback(broker.local_addr());
     await_default_route(&ns);
     let hgrm = dir.path().join("send.hgrm");
+    let svg = dir.path().join("send.svg");
 
     // Routed through the nameserver (TBW102 fallback: the topic is auto-created by the sends).
     let report = tern_perf(&[
@@ -143,6 +144,8 @@ fn producer_and_consumer_runs_report_throughput_and_latency() {
         "1.5",
         "--hist-out",
         hgrm.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
     ]);
     assert_percentiles(&report);
     assert!(throughput(&report) > 0.0, "{report}");
@@ -155,6 +158,11 @@ fn producer_and_consumer_runs_report_throughput_and_latency() {
     let sent_single = ok_messages(&report);
     let hist = std::fs::read_to_string(&hgrm).unwrap();
     assert!(hist.contains("#[Max     ="), "{hist}");
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        plot.starts_with("<svg") && plot.contains("<polyline"),
+        "{plot}"
+    );
     assert!(
         hist.contains(&format!("Total count    = {sent_single:>12}]")),
         "{hist}"

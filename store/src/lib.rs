@@ -22,6 +22,7 @@
 //! Each shard keeps RocketMQ's `checkpoint` file and `abort` marker; [`recovery`] describes how a
 //! store reopens after a clean shutdown or a crash, and [`retention`] when old segments go.
 pub mod checkpoint;
+pub mod civil_time;
 pub mod commit_log;
 pub mod config;
 pub mod consume_queue;

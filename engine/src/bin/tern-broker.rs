@@ -111,6 +111,7 @@ fn build_config(
     let mut config = BrokerConfig::default();
     if let Some(path) = &args.config {
         let unknown = config.load_file(path).map_err(|e| e.to_string())?;
+        config.config_file = Some(path.clone());
         for u in unknown {
             tracing::warn!(
                 "{}:{}: unknown key {}, ignored",

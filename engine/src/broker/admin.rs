@@ -2,13 +2,12 @@
 //! SEARCH_OFFSET_BY_TIMESTAMP (29), GET_EARLIEST_MSG_STORETIME (32) and VIEW_MESSAGE_BY_ID (33),
 //! answered by the core owning the queue or the CommitLog; UPDATE_AND_CREATE_TOPIC (17),
 //! DELETE_TOPIC_IN_BROKER (215), UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200) applied on every core;
-//! GET_ALL_TOPIC_CONFIG (21), GET_BROKER_RUNTIME_INFO (28) and GET_BROKER_CONFIG (26) answered from
-//! the local copy.
+//! GET_ALL_TOPIC_CONFIG (21) and GET_BROKER_CONFIG (26) answered from the local copy
+//! (GET_BROKER_RUNTIME_INFO is in `runtime_info.rs`).
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use tern_net::body::{DataVersion, KvTable, TopicConfig};
+use tern_net::body::TopicConfig;
 use tern_net::code::{request, response};
 use tern_net::header::{
     CreateTopicRequestHeader, DeleteTopicRequestHeader, GetEarliestMsgStoretimeRequestHeader,
@@ -24,9 +23,6 @@ use super::core::{reply, success, Core, Origin};
 use super::groups::SubscriptionGroupConfig;
 use super::routing::owner_core;
 use super::topics::{self, AUTO_CREATE_TOPIC};
-
-/// Tern's version string reported in runtime info.
-const VERSION_DESC: &str = concat!("Tern ", env!("CARGO_PKG_VERSION"));
 
 impl Core {
     pub(crate) async fn on_queue_query(
@@ -202,55 +198,14 @@ impl Core {
         Reply::new(success(req))
     }
 
-    /// The settings as `key=value` lines in the body (RocketMQ's format) and the configuration's
-    /// DataVersion JSON in the `version` header field. Tern's settings do not change at run time,
-    /// so the version is fixed.
+    /// The effective settings as `key=value` lines in the body (RocketMQ's format) and the
+    /// configuration's DataVersion JSON (bumped by each UPDATE_BROKER_CONFIG) in the `version`
+    /// header field.
     pub(crate) fn on_get_broker_config(&self, req: &RemotingCommand) -> Reply {
-        let version = tern_net::body::encode(&DataVersion::default());
+        let version = tern_net::body::encode(&self.live.data_version());
         let rsp = success(req)
             .with_ext("version", String::from_utf8_lossy(&version))
-            .with_body(self.config.to_properties().into_bytes());
+            .with_body(self.live.to_properties().into_bytes());
         Reply::new(rsp)
-    }
-
-    pub(crate) fn on_runtime_info(&self, req: &RemotingCommand) -> Reply {
-        let s = &self.stats;
-        let mut table = BTreeMap::from([
-            ("brokerVersionDesc".to_string(), VERSION_DESC.to_string()),
-            ("cores".to_string(), self.cores.to_string()),
-            ("servingCore".to_string(), self.index.to_string()),
-            (
-                "topicCount".to_string(),
-                self.topics.borrow().len().to_string(),
-            ),
-            ("msgPutTotalOnCore".to_string(), s.puts.get().to_string()),
-            (
-                "msgPutBytesOnCore".to_string(),
-                s.put_bytes.get().to_string(),
-            ),
-            (
-                "msgGetTotalOnCore".to_string(),
-                s.pulled_msgs.get().to_string(),
-            ),
-            (
-                "pullZeroCopyBytesOnCore".to_string(),
-                s.zero_copy_bytes.get().to_string(),
-            ),
-            (
-                "pullCopiedBytesOnCore".to_string(),
-                s.copied_bytes.get().to_string(),
-            ),
-            (
-                "forwardedRequestsOnCore".to_string(),
-                s.forwarded.get().to_string(),
-            ),
-            (
-                "commitLogMaxOffset".to_string(),
-                self.store.commit_log_max_offset().to_string(),
-            ),
-        ]);
-        super::metrics::add_flush_stats(&mut table, self.store.flush_stats());
-        let body = tern_net::body::encode(&KvTable { table });
-        Reply::new(success(req).with_body(body))
     }
 }

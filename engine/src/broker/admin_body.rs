@@ -8,6 +8,7 @@
 //! | body | shape (fields alphabetical, as fastjson sorts them) |
 //! |---|---|
 //! | TopicStatsTable | `{"offsetTable":{{"brokerName":"b","queueId":0,"topic":"T"}:{"lastUpdateTimestamp":1,"maxOffset":2,"minOffset":0}},"topicPutTps":0.0}` |
+//! | ResetOffsetBody | `{"offsetTable":{{"brokerName":"b","queueId":0,"topic":"T"}:5}}` |
 //! | ConsumeStats | `{"consumeTps":0.0,"offsetTable":{{"brokerName":"b","queueId":0,"topic":"T"}:{"brokerOffset":2,"consumerOffset":1,"lastTimestamp":1,"pullOffset":1}}}` |
 //!
 //! Entries are written in (topic, queueId) order.
@@ -118,6 +119,27 @@ pub fn encode_consume_stats(s: &ConsumeStats) -> Vec<u8> {
     write_map(&mut out, &s.offset_table);
     out.push(b'}');
     out
+}
+
+/// Encodes a ResetOffsetBody (INVOKE_BROKER_TO_RESET_OFFSET's answer) as fastjson does.
+pub fn encode_reset_offset(offsets: &BTreeMap<MessageQueue, i64>) -> Vec<u8> {
+    let mut out = b"{\"offsetTable\":".to_vec();
+    write_map(&mut out, offsets);
+    out.push(b'}');
+    out
+}
+
+/// Decodes a ResetOffsetBody (unknown fields ignored).
+pub fn decode_reset_offset(body: &[u8]) -> Result<BTreeMap<MessageQueue, i64>, AdminBodyError> {
+    let mut offsets = BTreeMap::new();
+    read_object(body, |field, r| {
+        match field.as_str() {
+            "offsetTable" => offsets = r.map()?,
+            _ => r.value::<serde::de::IgnoredAny>().map(|_| ())?,
+        }
+        Ok(())
+    })?;
+    Ok(offsets)
 }
 
 /// Decodes a TopicStatsTable (unknown fields ignored).

@@ -174,6 +174,9 @@ pub struct BrokerConfig {
     pub store: StoreConfig,
     /// Replication settings (keys in [`super::ha::config`]).
     pub ha: super::ha::HaConfig,
+    /// The file UPDATE_BROKER_CONFIG persists the effective settings to (the `-c` file); `None`:
+    /// `<storePathRootDir>/config/broker.properties`. Not a properties key.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -206,6 +209,7 @@ impl Default for BrokerConfig {
             metrics_port: 0,
             store,
             ha: super::ha::HaConfig::default(),
+            config_file: None,
         }
     }
 }

@@ -16,6 +16,7 @@ use tern_runtime::mesh::MeshPort;
 
 use super::clients::{ConnectionRef, ConsumerGroups, SubscriptionData};
 use super::config::BrokerConfig;
+use super::config_update::LiveConfig;
 use super::filter::TagFilter;
 use super::groups::{GroupLimits, GroupTable, SubscriptionGroupConfig};
 use super::local_sync::{ArrivalSignals, Signal, Slot};
@@ -126,6 +127,8 @@ pub(crate) struct Core {
     pub(crate) index: usize,
     pub(crate) cores: usize,
     pub(crate) config: Arc<BrokerConfig>,
+    /// The settings UPDATE_BROKER_CONFIG changes at run time (read these, not `config`'s copies).
+    pub(crate) live: LiveConfig,
     pub(crate) store_host: SocketAddr,
     mesh: MeshPort<MeshMsg>,
     pub(crate) store: ShardStore,
@@ -177,6 +180,7 @@ impl Core {
         Rc::new(Core {
             index: mesh.index(),
             cores: mesh.peers(),
+            live: LiveConfig::new(&config),
             config,
             store_host,
             mesh,
@@ -415,7 +419,7 @@ impl Core {
             request::DELETE_TOPIC_IN_BROKER => Some(self.on_delete_topic(&req)),
             request::GET_ALL_TOPIC_CONFIG => Some(self.on_get_all_topic_config(&req)),
             request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => Some(self.on_create_group(&req)),
-            request::GET_BROKER_RUNTIME_INFO => Some(self.on_runtime_info(&req)),
+            request::GET_BROKER_RUNTIME_INFO => self.on_runtime_info(req, origin).await,
             request::GET_BROKER_CONFIG => Some(self.on_get_broker_config(&req)),
             request::END_TRANSACTION => self.on_end_transaction(req, origin).await,
             request::LOCK_BATCH_MQ | request::UNLOCK_BATCH_MQ => {
@@ -425,9 +429,17 @@ impl Core {
                 self.on_internal(req, origin).await
             }
             super::ha::fetch::HA_FETCH => self.on_ha_fetch(req, origin).await,
-            request::GET_ALL_CONSUMER_OFFSET
-            | request::GET_ALL_DELAY_OFFSET
-            | request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => self.on_table_dump(req, origin).await,
+            request::GET_ALL_DELAY_OFFSET => self.on_table_dump(req, origin).await,
+            request::UPDATE_BROKER_CONFIG => self.on_update_broker_config(req, origin).await,
+            request::GET_TOPIC_CONFIG => Some(self.on_get_topic_config(&req)),
+            request::DELETE_SUBSCRIPTIONGROUP => self.on_delete_group(req, origin).await,
+            request::QUERY_TOPIC_CONSUME_BY_WHO
+            | request::CLONE_GROUP_OFFSET
+            | request::INVOKE_BROKER_TO_RESET_OFFSET
+            | request::GET_ALL_CONSUMER_OFFSET => self.on_offset_admin(req, origin).await,
+            request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => {
+                Some(self.on_get_all_subscription_groups(&req))
+            }
             _ => Some(tern_net::transport::not_supported(&req)),
         }
     }
@@ -480,7 +492,7 @@ impl Core {
         if let Some(g) = self.groups.borrow().get(group) {
             return Some(GroupLimits::of(g));
         }
-        if !self.config.auto_create_subscription_group {
+        if !self.live.auto_create_subscription_group() {
             return None;
         }
         let cfg = SubscriptionGroupConfig::named(group);

@@ -135,6 +135,20 @@ impl GroupTable {
             .map_or(0, |d| d.as_millis() as i64);
     }
 
+    /// Removes a group and bumps the data version; false when there was no such group.
+    pub fn remove(&mut self, group: &str) -> bool {
+        if self
+            .wrapper
+            .subscription_group_table
+            .remove(group)
+            .is_none()
+        {
+            return false;
+        }
+        self.wrapper.data_version.counter += 1;
+        true
+    }
+
     /// The persisted form.
     pub fn wrapper(&self) -> &SubscriptionGroupWrapper {
         &self.wrapper

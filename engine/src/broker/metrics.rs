@@ -153,7 +153,8 @@ struct CoreCounters {
 }
 
 async fn core_counters(core: &Rc<Core>, to: usize) -> Option<CoreCounters> {
-    let req = RemotingCommand::request(request::GET_BROKER_RUNTIME_INFO);
+    let req = RemotingCommand::request(request::GET_BROKER_RUNTIME_INFO)
+        .with_ext(super::fan_out::CORE_PART, "true");
     let reply = core.run_on(to, req, Origin::Forwarded).await?;
     if reply.command.code != response::SUCCESS {
         return None;
@@ -166,12 +167,12 @@ async fn core_counters(core: &Rc<Core>, to: usize) -> Option<CoreCounters> {
             .unwrap_or(0)
     };
     Some(CoreCounters {
-        produced: get("msgPutTotalOnCore"),
-        produced_bytes: get("msgPutBytesOnCore"),
-        consumed: get("msgGetTotalOnCore"),
-        zero_copy_bytes: get("pullZeroCopyBytesOnCore"),
-        copied_bytes: get("pullCopiedBytesOnCore"),
-        forwarded: get("forwardedRequestsOnCore"),
+        produced: get("putMessageTimesTotal"),
+        produced_bytes: get("putMessageSizeTotal"),
+        consumed: get("getMessageTimesTotal"),
+        zero_copy_bytes: get("pullZeroCopyBytes"),
+        copied_bytes: get("pullCopiedBytes"),
+        forwarded: get("forwardedRequests"),
         flush_rounds: get(FLUSH_KEYS[0]),
         flush_appends: get(FLUSH_KEYS[1]),
         flush_bytes: get(FLUSH_KEYS[2]),

@@ -23,7 +23,10 @@
 //! | END_TRANSACTION | the owner of `(RMQ_SYS_TRANS_HALF_TOPIC, 0)` ([`transaction`]) |
 //! | GET_TOPIC_STATS_INFO, QUERY_MESSAGE | the receiving core, merging every core's part (`stats.rs`, `query.rs`) |
 //! | UPDATE_AND_CREATE_TOPIC, DELETE_TOPIC_IN_BROKER, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP | the receiving core, then broadcast |
-//! | GET_ALL_TOPIC_CONFIG, GET_BROKER_RUNTIME_INFO, GET_BROKER_CONFIG | the receiving core (its counters) |
+//! | GET_ALL_TOPIC_CONFIG, GET_BROKER_CONFIG, GET_TOPIC_CONFIG, GET_ALL_SUBSCRIPTIONGROUP_CONFIG | the receiving core |
+//! | GET_BROKER_RUNTIME_INFO | the receiving core, summing every core's counters (`runtime_info.rs`) |
+//! | DELETE_SUBSCRIPTIONGROUP | every core (`group_admin.rs`) |
+//! | GET_ALL_CONSUMER_OFFSET, QUERY_TOPIC_CONSUME_BY_WHO, CLONE_GROUP_OFFSET, INVOKE_BROKER_TO_RESET_OFFSET | the state core (`admin_sync.rs`, `group_admin.rs`) |
 //! | anything else | REQUEST_CODE_NOT_SUPPORTED |
 //!
 //! A request for another core travels whole over the mesh ([`tern_runtime::mesh`], batched per
@@ -56,12 +59,16 @@
 
 mod admin;
 pub mod admin_body;
+mod admin_sync;
 pub mod batch;
 pub mod clients;
 pub mod config;
+mod config_update;
 mod consumer;
 mod core;
+mod fan_out;
 pub mod filter;
+mod group_admin;
 pub mod groups;
 pub mod ha;
 pub mod knob_table;
@@ -75,6 +82,7 @@ pub mod pull;
 mod query;
 mod register;
 pub mod routing;
+mod runtime_info;
 pub mod scheduled;
 mod send;
 mod send_back;

@@ -70,6 +70,40 @@ impl OffsetTable {
         self.dirty |= self.file.offset_table.len() != before;
     }
 
+    /// Drops every offset of `group` (group deleted with `cleanOffset`).
+    pub fn remove_group(&mut self, group: &str) {
+        let before = self.file.offset_table.len();
+        self.file
+            .offset_table
+            .retain(|k, _| k.rsplit_once(KEY_SEPARATOR).map(|(_, g)| g) != Some(group));
+        self.dirty |= self.file.offset_table.len() != before;
+    }
+
+    /// The groups with committed offsets for `topic`, sorted.
+    pub fn groups_of_topic(&self, topic: &str) -> Vec<String> {
+        let mut groups: Vec<String> = self
+            .file
+            .offset_table
+            .keys()
+            .filter_map(|k| k.rsplit_once(KEY_SEPARATOR))
+            .filter(|(t, _)| *t == topic)
+            .map(|(_, g)| g.to_string())
+            .collect();
+        groups.sort();
+        groups
+    }
+
+    /// Copies `src`'s committed offsets of `topic` to `dest` (CLONE_GROUP_OFFSET); false when `src`
+    /// has none for it.
+    pub fn clone_offsets(&mut self, src: &str, dest: &str, topic: &str) -> bool {
+        let Some(queues) = self.file.offset_table.get(&key(topic, src)).cloned() else {
+            return false;
+        };
+        self.file.offset_table.insert(key(topic, dest), queues);
+        self.dirty = true;
+        true
+    }
+
     /// The topics `group` has committed offsets for, sorted.
     pub fn topics_of_group(&self, group: &str) -> Vec<String> {
         let mut topics: Vec<String> = self
@@ -121,6 +155,12 @@ mod tests {
         let back: OffsetFile = serde_json::from_str(&json).unwrap();
         let t2 = OffsetTable::from_persisted(back);
         assert_eq!(t2.query("g", "T", 1), Some(2));
+        assert_eq!(t.groups_of_topic("T"), vec!["g".to_string()]);
+        assert!(t.clone_offsets("g", "g3", "T"));
+        assert!(!t.clone_offsets("nobody", "g3", "T"));
+        assert_eq!(t.query("g3", "T", 1), Some(2));
+        t.remove_group("g3");
+        assert_eq!(t.query("g3", "T", 1), None);
         t.remove_topic("T");
         assert_eq!(t.query("g", "T", 0), None);
     }

@@ -114,7 +114,7 @@ impl Core {
         h: &PullMessageRequestHeader,
         origin: Origin<'_>,
     ) -> Reply {
-        if !perm::is_readable(self.config.broker_permission) {
+        if !perm::is_readable(self.live.broker_permission()) {
             return reply(
                 req,
                 response::NO_PERMISSION,
@@ -195,10 +195,10 @@ impl Core {
             self.commit_offset(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
         }
         let suspend = h.sys_flag & pull_flag::SUSPEND != 0;
-        let wait = if self.config.long_polling_enable {
+        let wait = if self.live.long_polling_enable() {
             Duration::from_millis(h.suspend_timeout_millis.max(0) as u64)
         } else {
-            self.config.short_polling_time
+            self.live.short_polling_time()
         };
         let deadline = Instant::now() + wait;
         let max_msgs = h.max_msg_nums.clamp(1, MAX_PULL_MSGS);
@@ -248,7 +248,9 @@ impl Core {
             self.stats
                 .pulled_msgs
                 .set(self.stats.pulled_msgs.get() + fetched.count as u64);
-            return self.pull_body(rsp, fetched.ranges, origin).await;
+            return self
+                .pull_body(rsp, fetched.ranges, &fetched.phys_offsets, origin)
+                .await;
         }
     }
 
@@ -258,8 +260,10 @@ impl Core {
         &self,
         mut rsp: RemotingCommand,
         ranges: Vec<ReadRange>,
+        phys_offsets: &[u64],
         origin: Origin<'_>,
     ) -> Reply {
+        debug_assert_eq!(ranges.len(), phys_offsets.len());
         let total: usize = ranges.iter().map(ReadRange::len).sum();
         let all_files = ranges.iter().all(|r| matches!(r, ReadRange::File { .. }));
         if matches!(origin, Origin::Local(_)) && all_files {
@@ -276,14 +280,16 @@ impl Core {
             return Reply::with_file_body(rsp, regions);
         }
         let mut body = Vec::with_capacity(total);
-        for r in &ranges {
-            if let Err(e) = self.store.append_range(r, &mut body).await {
-                let mut err = rsp;
-                err.code = response::SYSTEM_ERROR;
-                err.remark = Some(format!("cannot read stored messages: {e}"));
-                err.ext_fields.clear();
-                return Reply::new(err);
-            }
+        if let Err(e) = self
+            .store
+            .append_records(&ranges, phys_offsets, &mut body)
+            .await
+        {
+            let mut err = rsp;
+            err.code = response::SYSTEM_ERROR;
+            err.remark = Some(format!("cannot read stored messages: {e}"));
+            err.ext_fields.clear();
+            return Reply::new(err);
         }
         self.stats
             .copied_bytes

@@ -162,7 +162,7 @@ impl Core {
         if let Some(refusal) = self.refuse_if_slave(req) {
             return Err(Box::new(refusal));
         }
-        if !perm::is_writeable(self.config.broker_permission) {
+        if !perm::is_writeable(self.live.broker_permission()) {
             return Err(refuse(
                 req,
                 response::NO_PERMISSION,
@@ -236,7 +236,7 @@ impl Core {
         if header.queue_id < 0 {
             header.queue_id = self.next_queue(cfg.write_queue_nums);
         }
-        if req.body.len() > self.config.store.max_message_size as usize {
+        if req.body.len() > self.live.max_message_size() as usize {
             return Err(Box::new(self.illegal_message(req)));
         }
         Ok(())

@@ -45,7 +45,7 @@ impl Core {
                 format!("subscription group not exist, {}", h.group),
             );
         };
-        if !perm::is_writeable(self.config.broker_permission) {
+        if !perm::is_writeable(self.live.broker_permission()) {
             return reply(
                 req,
                 response::NO_PERMISSION,

@@ -31,6 +31,9 @@ pub enum ShardStoreError {
     /// Reading stored bytes failed.
     #[error("cannot read stored message: {0}")]
     Read(#[from] std::io::Error),
+    /// Reading CommitLog bytes failed.
+    #[error("cannot read stored message: {0}")]
+    Log(#[from] tern_store::error::StoreError),
 }
 
 /// Where a message was stored.
@@ -68,6 +71,8 @@ pub struct Fetched {
     pub ranges: Vec<ReadRange>,
     /// Physical offset of the last record read (matching or not), when any was.
     pub last_phys: Option<u64>,
+    /// Each record's CommitLog offset, parallel to `ranges` (for [`ShardStore::append_record`]).
+    pub phys_offsets: Vec<u64>,
     /// Number of records.
     pub count: usize,
 }
@@ -75,7 +80,8 @@ pub struct Fetched {
 /// One core's message store.
 pub struct ShardStore {
     inner: RefCell<Option<Rc<MessageStore>>>,
-    /// Reused record buffer for the exact tag check.
+    /// Reused record buffer for the exact tag check (taken out while a check awaits its read, so
+    /// concurrent pulls never share it).
     scratch: RefCell<Vec<u8>>,
     /// Fired after every put that stored something (replication waits on it).
     pub(crate) appended: Signal,
@@ -158,13 +164,25 @@ impl ShardStore {
         );
         let last_phys = result.messages.last().map(|m| m.phys_offset);
         let mut ranges = Vec::with_capacity(result.messages.len());
-        let mut scratch = self.scratch.borrow_mut();
+        let mut phys_offsets = Vec::with_capacity(result.messages.len());
+        // The exact tag check reads the file-backed records with one read of their span; the
+        // buffer is taken out of its RefCell while the read awaits, so concurrent pulls never
+        // share it.
+        let span = if filter.all {
+            RecordSpan::default()
+        } else {
+            let buf = std::mem::take(&mut *self.scratch.borrow_mut());
+            let records = result.messages.iter().map(|m| (m.phys_offset, &m.range));
+            RecordSpan::read(&store, records, buf).await?
+        };
         for m in result.messages {
-            if !filter.all && !self.tag_matches(&m.range, filter, &mut scratch)? {
+            if !filter.all && !tag_matches(&store, &span, m.phys_offset, &m.range, filter).await? {
                 continue;
             }
             ranges.push(m.range);
+            phys_offsets.push(m.phys_offset);
         }
+        *self.scratch.borrow_mut() = span.into_buffer();
         let status = if result.status == GetStatus::Found && ranges.is_empty() {
             GetStatus::NoMatchedMessage
         } else {
@@ -178,28 +196,34 @@ impl ShardStore {
             count: ranges.len(),
             ranges,
             last_phys,
+            phys_offsets,
         })
     }
 
-    /// The exact tag check of one record (a page-cache read of a small record).
-    fn tag_matches(
+    /// Appends the records `ranges` (at CommitLog offsets `phys`, parallel) to `out` (pull bodies
+    /// that cannot go zero-copy) without blocking the executor: memory ranges are copied, file
+    /// ranges come from one [`RecordSpan`] read (or one read each when their span is too wide).
+    pub async fn append_records(
         &self,
-        range: &ReadRange,
-        filter: &TagFilter,
-        scratch: &mut Vec<u8>,
-    ) -> Result<bool, ShardStoreError> {
-        let bytes: &[u8] = match range.as_memory() {
-            Some(b) => b,
-            None => {
-                scratch.resize(range.len(), 0);
-                range.copy_to(scratch)?;
-                scratch
+        ranges: &[ReadRange],
+        phys: &[u64],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ShardStoreError> {
+        debug_assert_eq!(ranges.len(), phys.len());
+        let store = self.store()?;
+        let span = RecordSpan::read(&store, phys.iter().copied().zip(ranges), Vec::new()).await?;
+        for (&at, range) in phys.iter().zip(ranges) {
+            match range.as_memory().or_else(|| span.get(at, range.len())) {
+                Some(bytes) => out.extend_from_slice(bytes),
+                None => {
+                    let start = out.len();
+                    out.resize(start + range.len(), 0);
+                    let dst = out.get_mut(start..).ok_or(ShardStoreError::Closed)?;
+                    store.read_into(at, dst).await?;
+                }
             }
-        };
-        Ok(match StoredMessage::decode(bytes) {
-            Ok(m) => filter.matches_tag(m.tags()),
-            Err(_) => false,
-        })
+        }
+        Ok(())
     }
 
     /// Up to `max` entries of a queue from `offset` with their `tagsCode` (the deliver time for
@@ -378,4 +402,84 @@ impl ShardStore {
         };
         Ok(store.shutdown().await?)
     }
+}
+
+/// The widest CommitLog span [`RecordSpan::read`] reads at once. A pull returns at most 32 records;
+/// with other queues' records between them their span is usually a few hundred KiB.
+const SPAN_LIMIT: u64 = 4 << 20;
+
+/// The CommitLog bytes from the first to the end of the last file-backed record of a pull, read
+/// with one [`MessageStore::read_into`]. O_DIRECT reads have no readahead: one read per record
+/// made filtered pulls on the direct backend about half as fast as the blocking buffered `pread`
+/// this replaces; one read per pull is not.
+#[derive(Default)]
+struct RecordSpan {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl RecordSpan {
+    /// Reads the span of the file-backed `records` (`(phys, range)`) into `buf` (reused). Empty
+    /// when every record is in memory or the span is wider than [`SPAN_LIMIT`].
+    async fn read<'a>(
+        store: &MessageStore,
+        records: impl Iterator<Item = (u64, &'a ReadRange)>,
+        mut buf: Vec<u8>,
+    ) -> Result<RecordSpan, ShardStoreError> {
+        let (mut lo, mut hi) = (u64::MAX, 0u64);
+        for (phys, range) in records.filter(|(_, r)| r.as_memory().is_none()) {
+            lo = lo.min(phys);
+            hi = hi.max(phys + range.len() as u64);
+        }
+        buf.clear();
+        if lo >= hi || hi - lo > SPAN_LIMIT {
+            return Ok(RecordSpan {
+                start: 0,
+                bytes: buf,
+            });
+        }
+        buf.resize((hi - lo) as usize, 0);
+        if let Err(e) = store.read_into(lo, &mut buf).await {
+            return Err(e.into());
+        }
+        Ok(RecordSpan {
+            start: lo,
+            bytes: buf,
+        })
+    }
+
+    /// The `len` bytes at `phys`, when the span holds them.
+    fn get(&self, phys: u64, len: usize) -> Option<&[u8]> {
+        let from = usize::try_from(phys.checked_sub(self.start)?).ok()?;
+        self.bytes.get(from..from.checked_add(len)?)
+    }
+
+    /// The buffer, for reuse.
+    fn into_buffer(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// The exact tag check of one record: from memory, from `span`, or else read on its own.
+async fn tag_matches(
+    store: &MessageStore,
+    span: &RecordSpan,
+    phys: u64,
+    range: &ReadRange,
+    filter: &TagFilter,
+) -> Result<bool, ShardStoreError> {
+    let owned;
+    let bytes: &[u8] = match range.as_memory().or_else(|| span.get(phys, range.len())) {
+        Some(b) => b,
+        None => {
+            let mut record = vec![0u8; range.len()];
+            store.read_into(phys, &mut record).await?;
+            owned = record;
+            &owned
+        }
+    };
+    Ok(match StoredMessage::decode(bytes) {
+        Ok(m) => filter.matches_tag(m.tags()),
+        Err(_) => false,
+    })
 }

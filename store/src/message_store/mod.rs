@@ -117,7 +117,7 @@ pub struct FoundMessage {
     pub tag_hash: i64,
     /// The stored record, zero-copy.
     pub range: ReadRange,
-    /// Its CommitLog physical offset.
+    /// The record's physical offset in the CommitLog (for [`MessageStore::read_into`]).
     pub phys_offset: u64,
 }
 
@@ -609,9 +609,9 @@ impl MessageStore {
                         bytes += range.len();
                         result.messages.push(FoundMessage {
                             queue_offset,
-                            phys_offset: entry.phys_offset as u64,
                             tag_hash: entry.tag_hash,
                             range,
+                            phys_offset: entry.phys_offset as u64,
                         });
                         result.status = GetStatus::Found;
                     }
@@ -693,6 +693,13 @@ impl MessageStore {
         let cq = queues.get(topic, queue_id)?;
         let entry = cq.get(cq.min_offset())?;
         self.store_timestamp_at(entry.phys_offset, entry.size)
+    }
+
+    /// Copies the CommitLog bytes at `phys` into `out` without blocking the executor: the direct
+    /// backend reads its hot tail from memory and the rest with an O_DIRECT read through io_uring;
+    /// the mmap backend copies from the map. Fails when the range is not stored.
+    pub async fn read_into(&self, phys: u64, out: &mut [u8]) -> Result<(), StoreError> {
+        self.commit_log.read_into(phys, out).await
     }
 
     /// The record stored at physical offset `phys` (VIEW_MESSAGE_BY_ID), or `None` if no valid

@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use tern_net::body::BodyError;
+use tern_net::body::{BodyError, TopicRouteData};
 use tern_net::code::{request, response};
 use tern_net::header::{
     PullMessageRequestHeader, PullMessageResponseHeader, QueryMessageRequestHeader,
@@ -60,9 +60,33 @@ fn unique_key() -> String {
     format!("{:08X}{:024X}", std::process::id(), nanos & ((1 << 96) - 1))
 }
 
-/// SEND_MESSAGE (10) with producer group [`ADMIN_GROUP`] to the chosen broker and queue.
+/// The topic whose route a producer borrows for a topic the nameserver does not know yet; the
+/// broker then creates the topic from it (`autoCreateTopicEnable`).
+const AUTO_CREATE_TOPIC: &str = "TBW102";
+
+/// The route to send `topic` on: its own, or, when the nameserver has none, [`AUTO_CREATE_TOPIC`]'s
+/// with at most [`DEFAULT_TOPIC_QUEUES`] queues per broker, as RocketMQ's producer does.
+async fn send_route(admin: &Admin, topic: &str) -> Result<TopicRouteData, AdminError> {
+    match admin.route(topic).await {
+        Err(AdminError::TopicNotFound(_)) => {
+            let mut route = admin.route(AUTO_CREATE_TOPIC).await.map_err(|e| match e {
+                AdminError::TopicNotFound(_) => AdminError::TopicNotFound(topic.to_string()),
+                other => other,
+            })?;
+            for q in &mut route.queue_datas {
+                q.write_queue_nums = q.write_queue_nums.min(DEFAULT_TOPIC_QUEUES);
+                q.read_queue_nums = q.read_queue_nums.min(DEFAULT_TOPIC_QUEUES);
+            }
+            Ok(route)
+        }
+        other => other,
+    }
+}
+
+/// SEND_MESSAGE (10) with producer group [`ADMIN_GROUP`] to the chosen broker and queue. A topic
+/// the nameserver does not know is sent on [`AUTO_CREATE_TOPIC`]'s route, so the broker creates it.
 pub async fn send_message(admin: &Admin, msg: &Outgoing<'_>) -> Result<Report, AdminError> {
-    let route = admin.route(msg.topic).await?;
+    let route = send_route(admin, msg.topic).await?;
     let mut writable: Vec<_> = route
         .queue_datas
         .iter()
