@@ -1,14 +1,16 @@
 //! Crash harness: a SYNC_FLUSH `tern-broker` (2 cores, 1 MiB CommitLog segments) is SIGKILLed at a
 //! random moment while producers send; after each restart every acknowledged message must be
 //! readable byte-exact at the queue offset it was acknowledged with, each queue must hold
-//! consecutive offsets from 0 (no holes) and no acknowledged body may appear twice.
+//! consecutive offsets from 0 (no holes) and no acknowledged body may appear twice. Producers also
+//! commit consumer offsets, persisted every 20 ms: after each restart the broker must load its
+//! offsets file and report, per queue, an offset that was committed.
 //!
 //! `TERN_CRASH_ROUNDS` kills (default 3, for CI); `TERN_CRASH_SEED` fixes the kill moments.
 //! `scripts/crash.sh` runs 100 rounds on a release build.
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,15 +18,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tern_net::code::response;
-use tern_net::header::{PullMessageResponseHeader, SendMessageResponseHeader};
+use tern_net::code::{request, response};
+use tern_net::header::{
+    PullMessageResponseHeader, QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
+    SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader,
+};
 use tern_store::message::StoredMessage;
 
-use support::{connect, pull, read_frame, send, Server};
+use support::{connect, pull, read_frame, send, with_header, Server};
 
 const TOPIC: &str = "Crash";
 const QUEUES: i32 = 4;
 const PRODUCERS: usize = 2;
+const GROUP: &str = "crash_cg";
 
 /// An acknowledged message: where the broker said it stored it.
 #[derive(Debug, Clone)]
@@ -54,6 +60,8 @@ fn start_broker(store: &Path, dir: &Path, round: usize) -> Server {
             "--set",
             "flushDiskType=SYNC_FLUSH",
             "--set",
+            "flushConsumerOffsetInterval=20",
+            "--set",
             &format!("defaultTopicQueueNums={QUEUES}"),
         ],
         dir,
@@ -61,13 +69,19 @@ fn start_broker(store: &Path, dir: &Path, round: usize) -> Server {
     )
 }
 
-/// Sends until the connection breaks or `stop` is set; records every acknowledged message.
+/// Every consumer offset committed so far, per queue (the broker persists them to
+/// `consumerOffset.json` every 20 ms, so kills land in the middle of those writes).
+type Committed = Mutex<HashMap<i32, HashSet<i64>>>;
+
+/// Sends until the connection breaks or `stop` is set; records every acknowledged message, and
+/// after every fourth commits a consumer offset for its queue.
 fn produce(
     addr: SocketAddr,
     producer: usize,
     round: usize,
     stop: &AtomicBool,
     acked: &Mutex<Vec<Acked>>,
+    committed: &Committed,
 ) {
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
         return;
@@ -94,6 +108,32 @@ fn produce(
             body,
         });
         seq += 1;
+        if seq.is_multiple_of(4) {
+            let offset = h.queue_offset + 1;
+            // Recorded before sending: a commit the broker may have applied counts as made.
+            committed
+                .lock()
+                .unwrap()
+                .entry(queue_id)
+                .or_default()
+                .insert(offset);
+            let commit = UpdateConsumerOffsetRequestHeader {
+                consumer_group: GROUP.into(),
+                topic: TOPIC.into(),
+                queue_id,
+                commit_offset: offset,
+                ..Default::default()
+            };
+            if s.write_all(&with_header(request::UPDATE_CONSUMER_OFFSET, &commit, b""))
+                .is_err()
+            {
+                return;
+            }
+            match read_frame(&mut s) {
+                Some(rsp) => assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark),
+                None => return,
+            }
+        }
     }
 }
 
@@ -131,6 +171,35 @@ fn read_queue(addr: SocketAddr, queue_id: i32) -> Vec<(i64, Vec<u8>)> {
             body = &body[msg.total_size..];
             next = msg.queue_offset + 1;
         }
+    }
+}
+
+/// Each queue's committed offset after a restart is one that was committed (or none yet): the
+/// offsets file was never left torn.
+fn verify_offsets(addr: SocketAddr, committed: &Committed) {
+    let committed = committed.lock().unwrap();
+    let mut s = connect(addr);
+    for q in 0..QUEUES {
+        let query = QueryConsumerOffsetRequestHeader {
+            consumer_group: GROUP.into(),
+            topic: TOPIC.into(),
+            queue_id: q,
+            ..Default::default()
+        };
+        s.write_all(&with_header(request::QUERY_CONSUMER_OFFSET, &query, b""))
+            .unwrap();
+        let rsp = read_frame(&mut s).expect("offset response");
+        if rsp.code == response::QUERY_NOT_FOUND {
+            continue;
+        }
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        let h: QueryConsumerOffsetResponseHeader = rsp.decode_header().unwrap();
+        // Never committed: 0 when the queue starts at 0 (RocketMQ's answer too).
+        assert!(
+            h.offset == 0 || committed.get(&q).is_some_and(|c| c.contains(&h.offset)),
+            "queue {q}: offset {} was never committed",
+            h.offset
+        );
     }
 }
 
@@ -202,17 +271,24 @@ fn acknowledged_messages_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let committed: Arc<Committed> = Arc::default();
     let started = Instant::now();
     let mut checked = 0;
     for round in 0..rounds {
         let mut broker = start_broker(&store, dir.path(), round);
         // After a crash, recovery must give back everything acknowledged so far.
         checked += verify(broker.addr, &acked.lock().unwrap());
+        verify_offsets(broker.addr, &committed);
         let stop = Arc::new(AtomicBool::new(false));
         let producers: Vec<_> = (0..PRODUCERS)
             .map(|p| {
-                let (stop, acked, addr) = (Arc::clone(&stop), Arc::clone(&acked), broker.addr);
-                std::thread::spawn(move || produce(addr, p, round, &stop, &acked))
+                let (stop, acked, committed) = (
+                    Arc::clone(&stop),
+                    Arc::clone(&acked),
+                    Arc::clone(&committed),
+                );
+                let addr = broker.addr;
+                std::thread::spawn(move || produce(addr, p, round, &stop, &acked, &committed))
             })
             .collect();
         std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
@@ -226,6 +302,7 @@ fn acknowledged_messages_survive_sigkill() {
     }
     let mut broker = start_broker(&store, dir.path(), rounds);
     checked += verify(broker.addr, &acked.lock().unwrap());
+    verify_offsets(broker.addr, &committed);
     broker.assert_healthy();
     eprintln!(
         "{rounds} SIGKILL rounds survived: {} messages acknowledged, {checked} checks, {:.1?}",
@@ -236,4 +313,38 @@ fn acknowledged_messages_survive_sigkill() {
         !acked.lock().unwrap().is_empty(),
         "nothing was acknowledged"
     );
+}
+
+/// A crash at any point of a state-file write (consumer offsets, topics, groups) leaves the old or
+/// the new version. `write_atomic` writes `<name>.tmp`, fsyncs it, renames it over `<name>` and
+/// fsyncs the directory; the images below are what the disk can hold after a power cut at each step
+/// (the temp file absent, empty, torn at every byte, complete but not renamed; then renamed). The
+/// reader must see the old version until the rename and the new one after, and a later write must
+/// succeed over any leftover temp file.
+#[test]
+fn state_files_hold_the_old_or_the_new_version_after_a_crash_mid_write() {
+    use tern_engine::broker::persist::{load_json, write_atomic};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config").join("consumerOffset.json");
+    let tmp = dir.path().join("config").join("consumerOffset.json.tmp");
+    let old = br#"{"offsetTable":{"Crash@g":{"0":5}}}"#.to_vec();
+    let new = br#"{"offsetTable":{"Crash@g":{"0":9,"1":3}}}"#.to_vec();
+    let value = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
+    let mut images = 0;
+    for torn_at in 0..=new.len() + 1 {
+        write_atomic(&path, &old).unwrap();
+        // torn_at == new.len() + 1: no temp file at all (crash before it was created).
+        if torn_at <= new.len() {
+            std::fs::write(&tmp, &new[..torn_at]).unwrap();
+        }
+        let seen: serde_json::Value = load_json(&path).unwrap().expect("the old version");
+        assert_eq!(seen, value(&old), "temp file torn at {torn_at}");
+        // The next write goes through whatever the crash left behind.
+        write_atomic(&path, &new).unwrap();
+        let seen: serde_json::Value = load_json(&path).unwrap().expect("the new version");
+        assert_eq!(seen, value(&new));
+        assert!(!tmp.exists(), "temp file left behind");
+        images += 1;
+    }
+    eprintln!("{images} mid-write crash images of a state file checked");
 }
