@@ -2,6 +2,9 @@
 # SIGKILL crash harness (engine/tests/crash.rs) on a release build:
 #
 #   scripts/crash.sh [ROUNDS] [SEED]     default 100 rounds, a time-based seed
+#   CRASH_PROFILE=dev scripts/crash.sh   use the (already optimized) dev profile: a release build of
+#                                        the engine's tests also builds the compat test's client
+#                                        crates in release, which takes many minutes cold
 #
 # Each round starts tern-broker (SYNC_FLUSH, 2 cores) on the same store, checks that every message
 # acknowledged so far is readable byte-exact at its queue offset with no holes or duplicates, lets two
@@ -10,5 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export TERN_CRASH_ROUNDS=${1:-100}
 if [ -n "${2:-}" ]; then export TERN_CRASH_SEED=$2; fi
-cargo test --release -p tern-engine --test crash -- --nocapture 2>&1 |
+profile=()
+if [ "${CRASH_PROFILE:-release}" = release ]; then profile=(--release); fi
+cargo test "${profile[@]}" -p tern-engine --test crash -- --nocapture 2>&1 |
     grep -E "TERN_CRASH_SEED|survived|panicked|test result|lost|hole|duplicate"
