@@ -73,6 +73,27 @@ pub fn parse(text: &str) -> Vec<Property> {
     out
 }
 
+/// Escapes `value` so that [`parse`] reads it back unchanged after `key=`: backslashes and control
+/// characters are escaped (`\\ \t \n \r \f`, others as `\uXXXX`) and a leading space becomes `\ `.
+pub fn escape_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\x0c' => out.push_str("\\f"),
+            ' ' if i == 0 => out.push_str("\\ "),
+            c if c.is_control() && (c as u32) <= 0xFFFF => {
+                out.push_str(&format!("\\u{:04X}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn ends_with_odd_backslashes(s: &str) -> bool {
     s.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
 }
@@ -132,6 +153,22 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_values_parse_back_unchanged() {
+        for value in [
+            " lead",
+            "a\\b\\",
+            "t\tn\nr\rf\x0c",
+            "\u{1}\u{7f}x",
+            "ünï",
+            "a=b:c #!",
+        ] {
+            let text = format!("k={}\n", escape_value(value));
+            assert_eq!(parse(&text)[0].value, value, "{text:?}");
+        }
+        assert_eq!(escape_value(" a\\b"), "\\ a\\\\b");
+    }
 
     #[test]
     fn parses_the_seed_broker_file_shape() {

@@ -315,6 +315,41 @@ fn requests_past_the_in_flight_bound_get_system_busy() {
     server.stop().unwrap();
 }
 
+#[test]
+fn a_peer_that_stops_reading_is_closed_at_the_output_bound() {
+    let limits = ConnectionLimits {
+        max_queued_bytes: 1 << 20,
+        ..ConnectionLimits::default()
+    };
+    let (server, _) = start_server(1, limits, None);
+    // 64 echoes of 256 KiB (16 MiB of responses) and not a byte read.
+    let mut stalled = raw_connect(server.local_addr());
+    let big = RemotingCommand::request(ECHO).with_body(vec![7u8; 256 * 1024]);
+    for _ in 0..64 {
+        if stalled.write_all(&frame_of(&big)).is_err() {
+            break; // already closed
+        }
+    }
+    // Another connection is served meanwhile.
+    let mut other = raw_connect(server.local_addr());
+    let ping = RemotingCommand::request(ECHO);
+    other.write_all(&frame_of(&ping)).unwrap();
+    assert_eq!(read_frame(&mut other).unwrap().opaque, ping.opaque);
+    // The stalled peer finds at most the bound plus the socket buffers, then the end.
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match stalled.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the stalled connection was not closed: {e}"),
+        }
+    }
+    assert!(received < 16 << 20, "received {received} bytes");
+    server.stop().unwrap();
+}
+
 struct ClientSide;
 
 impl RequestHandler for ClientSide {

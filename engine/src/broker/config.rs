@@ -360,7 +360,8 @@ impl BrokerConfig {
         std::net::SocketAddr::new(self.broker_ip, self.listen_port).to_string()
     }
 
-    /// The settings as `key=value` lines (for `-p`).
+    /// The settings as `key=value` lines (for `-p`), values escaped so the text loads back as the
+    /// same settings.
     pub fn to_properties(&self) -> String {
         let s = &self.store;
         let lines = [
@@ -494,7 +495,7 @@ impl BrokerConfig {
         for (k, v) in lines.into_iter().chain(commit_log) {
             out.push_str(k);
             out.push('=');
-            out.push_str(&v);
+            out.push_str(&properties::escape_value(&v));
             out.push('\n');
         }
         out

@@ -113,6 +113,8 @@ pub(crate) struct Connection {
     out: OutQueue<Reply>,
     pending: RefCell<HashMap<i32, Rc<Oneshot<RemotingCommand>>>>,
     in_flight: Cell<usize>,
+    /// Sum of [`queued_weight`] over the replies queued or being written.
+    queued_bytes: Cell<usize>,
     closed: Cell<bool>,
     next_opaque: Cell<i32>,
 }
@@ -150,6 +152,7 @@ impl Connection {
             out: OutQueue::new(),
             pending: RefCell::new(HashMap::new()),
             in_flight: Cell::new(0),
+            queued_bytes: Cell::new(0),
             closed: Cell::new(false),
             next_opaque: Cell::new(i32::MAX / 2),
         });
@@ -189,9 +192,24 @@ impl Connection {
         }
     }
 
-    /// Queues `reply` for the writer; false if the connection is closed.
+    /// Queues `reply` for the writer; false if the connection is closed. Closes the connection
+    /// instead when the queue would exceed [`ConnectionLimits::max_queued_bytes`].
     pub(crate) fn send(&self, reply: Reply) -> bool {
-        self.out.push(reply).is_ok()
+        let queued = self.queued_bytes.get();
+        let weight = queued_weight(&reply);
+        if queued > 0 && queued + weight > self.limits.max_queued_bytes {
+            if !self.closed.get() {
+                tracing::warn!(peer = %self.info.peer, queued,
+                    "closing connection: the peer is not reading its responses");
+            }
+            self.close();
+            return false;
+        }
+        if self.out.push(reply).is_err() {
+            return false;
+        }
+        self.queued_bytes.set(queued + weight);
+        true
     }
 
     pub(crate) async fn invoke(
@@ -441,10 +459,22 @@ impl Connection {
                     from += 1;
                 }
             }
+            let written: usize = batch.iter().map(queued_weight).sum();
+            debug_assert!(written <= self.queued_bytes.get());
+            self.queued_bytes
+                .set(self.queued_bytes.get().saturating_sub(written));
             batch.clear();
         }
         Ok(())
     }
+}
+
+/// What a queued reply counts against [`ConnectionLimits::max_queued_bytes`]: its body (in memory
+/// and file ranges) and a fixed allowance for its header.
+fn queued_weight(reply: &Reply) -> usize {
+    const FRAME_ALLOWANCE: usize = 256;
+    let file_bytes: usize = reply.file_body.iter().map(|f| f.len).sum();
+    FRAME_ALLOWANCE + reply.command.body.len() + file_bytes
 }
 
 /// Why a reader stopped.

@@ -12,7 +12,8 @@
 //!   [`ConnectionLimits::max_in_flight`] run at once; past that a request gets `SYSTEM_BUSY` at once
 //!   (one-way requests are dropped). One-way requests never get a response.
 //! - Responses and outbound requests are written whole, in the order they are ready, by one writer
-//!   task, batched into vectored writes; a [`Reply`] body may include file ranges sent with
+//!   task, batched into vectored writes; when more than [`ConnectionLimits::max_queued_bytes`] wait
+//!   (the peer stopped reading), the connection is closed; a [`Reply`] body may include file ranges sent with
 //!   `sendfile` ([`crate::zero_copy`]).
 //! - Responses are matched to requests this side sent by opaque; requests arriving on a client
 //!   connection go to the client's optional handler.
@@ -83,14 +84,20 @@ pub struct ConnectionLimits {
     pub max_frame_len: usize,
     /// Most requests handled at once per connection; more get `SYSTEM_BUSY`.
     pub max_in_flight: usize,
+    /// Most bytes of output (frame bodies, file ranges included, plus a fixed allowance per frame) queued
+    /// on a connection and not yet written. A peer that stops reading fills its socket, then this
+    /// queue; past the bound the connection is closed, so its memory stays bounded and other
+    /// connections are unaffected. A single frame is always accepted into an empty queue.
+    pub max_queued_bytes: usize,
 }
 
 impl Default for ConnectionLimits {
-    /// 16 MiB frames (RocketMQ's default) and 1024 requests in flight.
+    /// 16 MiB frames (RocketMQ's default), 1024 requests in flight and 64 MiB of queued output.
     fn default() -> Self {
         ConnectionLimits {
             max_frame_len: crate::frame::DEFAULT_MAX_FRAME_LEN,
             max_in_flight: 1024,
+            max_queued_bytes: 64 * 1024 * 1024,
         }
     }
 }
