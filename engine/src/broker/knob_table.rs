@@ -165,6 +165,66 @@ const HELP: &[(&str, &str, bool)] = &[
         "HTTP port of the Prometheus /metrics endpoint, 0 = off",
         true,
     ),
+    (
+        "transactionTimeOut",
+        "age at which an unresolved half message is checked back, milliseconds",
+        false,
+    ),
+    (
+        "transactionCheckMax",
+        "checks of one half message before it is given up",
+        false,
+    ),
+    (
+        "transactionCheckInterval",
+        "period of the transaction check service, milliseconds",
+        false,
+    ),
+    (
+        "rebalanceLockMaxLiveTime",
+        "life of an orderly queue lock without renewal, milliseconds",
+        false,
+    ),
+    (
+        "diskSpaceWarningLevelRatio",
+        "disk use percent at which sends are refused",
+        false,
+    ),
+    (
+        "diskSpaceCleanForciblyRatio",
+        "disk use percent at which retention deletes early",
+        false,
+    ),
+    (
+        "messageDelayLevel",
+        "delay levels 1..n, space-separated durations (s, m, h, d)",
+        true,
+    ),
+    (
+        "haListenPort",
+        "replication port a master serves slaves on (default listenPort + 1)",
+        true,
+    ),
+    (
+        "haSendHeartbeatInterval",
+        "longest wait of a slave's replication fetch, milliseconds",
+        false,
+    ),
+    (
+        "haMaxGapNotInSync",
+        "bytes a slave may lag before SYNC_MASTER counts it unavailable",
+        false,
+    ),
+    (
+        "accessMessageInMemoryMaxRatio",
+        "percent of RAM a consumer may lag before pulls are steered to a slave",
+        false,
+    ),
+    (
+        "slaveSyncConfigInterval",
+        "period a slave copies topics, groups and offsets from its master, milliseconds",
+        false,
+    ),
 ];
 
 /// RocketMQ broker keys Tern accepts and ignores: JVM thread pools and queues (a Tern core runs
