@@ -46,6 +46,8 @@ use tern_net::{code, frame, RemotingCommand};
 
 #[path = "compat/orderly.rs"]
 mod orderly;
+#[path = "compat/retry.rs"]
+mod retry;
 #[path = "compat/transactions.rs"]
 mod transactions;
 

@@ -475,3 +475,52 @@ fn a_slave_with_another_core_count_is_refused() {
     })
     .unwrap();
 }
+
+/// The level's entry of a broker's `config/delayOffset.json` (`Null` while absent).
+fn delay_offset(store: &Path, level: &str) -> serde_json::Value {
+    std::fs::read(store.join("config/delayOffset.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map_or(serde_json::Value::Null, |v| v["offsetTable"][level].clone())
+}
+
+/// Only the master delivers a delayed message (the slave gets the delivered copy by replication,
+/// never one of its own), and the slave copies the master's delay offset table
+/// (GET_ALL_DELAY_OFFSET) into its own `delayOffset.json`.
+#[test]
+fn the_slave_copies_the_delay_offsets_and_delivers_nothing_itself() {
+    let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_ns, ns) = namesrv();
+    let (m_port, m_ha) = (free_port(), free_port());
+    let ha = format!("haListenPort={m_ha}");
+    let levels = "messageDelayLevel=1s 2s";
+    let (_master, m_addr) = broker(&ns, m_dir.path(), m_port, "ASYNC_MASTER", &[&ha, levels]);
+    let (_slave, s_addr) = broker(&ns, s_dir.path(), free_port(), "SLAVE", &[levels]);
+    let (m_path, s_path) = (m_dir.path().to_path_buf(), s_dir.path().to_path_buf());
+    tern_runtime::block_on("delay-offsets", async move {
+        let c = RemotingClient::new(ClientConfig::default());
+        let mut h = send_header(1);
+        h.properties = Some("TAGS\u{1}T\u{2}DELAY\u{1}1\u{2}".into());
+        let cmd = RemotingCommand::request(request::SEND_MESSAGE)
+            .with_header(&h)
+            .with_body(b"later".to_vec());
+        let rsp = c.invoke(&m_addr, cmd, TIMEOUT).await.expect("send");
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        wait_for("the master's delivery", async || {
+            delay_offset(&m_path, "1") == 1
+        })
+        .await;
+        wait_for("the slave's copy of the table", async || {
+            delay_offset(&s_path, "1") == 1
+        })
+        .await;
+        let on_master = records(&c, &m_addr, 1).await.expect("master records");
+        assert_eq!(on_master.len(), 1);
+        wait_for("the delivered copy on the slave", async || {
+            records(&c, &s_addr, 1).await.is_ok_and(|r| !r.is_empty())
+        })
+        .await;
+        assert_eq!(records(&c, &s_addr, 1).await, Ok(on_master));
+    })
+    .unwrap();
+}

@@ -515,3 +515,158 @@ fn timed_messages_are_delivered_in_due_order_and_across_restarts() {
     })
     .unwrap();
 }
+
+/// One packed message of a SEND_BATCH_MESSAGE body (RocketMQ's `MessageDecoder.encodeMessages`).
+fn batch_item(body: &[u8], props: &str) -> Vec<u8> {
+    let total = (22 + body.len() + props.len()) as i32;
+    let mut out = Vec::new();
+    for word in [total, 0, 0, 0, body.len() as i32] {
+        out.extend(word.to_be_bytes());
+    }
+    out.extend(body);
+    out.extend((props.len() as u16).to_be_bytes());
+    out.extend(props.as_bytes());
+    out
+}
+
+async fn send_batch(
+    c: &RemotingClient,
+    addr: &str,
+    topic: &str,
+    header_props: String,
+    body: Vec<u8>,
+) -> RemotingCommand {
+    let h = SendMessageRequestHeader {
+        producer_group: "pg".into(),
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 4,
+        queue_id: 0,
+        born_timestamp: now_ms(),
+        properties: Some(header_props),
+        reconsume_times: Some(0),
+        batch: Some(true),
+        ..SendMessageRequestHeader::default()
+    };
+    let cmd = RemotingCommand::request(request::SEND_BATCH_MESSAGE)
+        .with_header(&h)
+        .with_body(body);
+    c.invoke(addr, cmd, TIMEOUT).await.expect("batch send")
+}
+
+/// A whole-table request (GET_ALL_TOPIC_CONFIG, GET_ALL_DELAY_OFFSET) as JSON.
+async fn table(c: &RemotingClient, addr: &str, code: i32) -> serde_json::Value {
+    let rsp = c
+        .invoke(addr, RemotingCommand::request(code), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+    serde_json::from_slice(&rsp.body).unwrap()
+}
+
+/// The system topics are in the topic table; a diverted send answers its real queue id; a
+/// batch with DELAY is refused (a DELAY inside it is not scheduled); GET_ALL_DELAY_OFFSET
+/// answers the delivery progress.
+#[test]
+fn system_topics_real_queue_ids_delayed_batches_and_the_delay_offset_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, addr) = spawn_broker(dir.path());
+    tern_runtime::block_on("gaps", async move {
+        let c = client();
+        let topics = table(&c, &addr, request::GET_ALL_TOPIC_CONFIG).await;
+        let t = &topics["topicConfigTable"];
+        for (name, queues) in [
+            ("SCHEDULE_TOPIC_XXXX", 18),
+            ("RMQ_SYS_TRANS_HALF_TOPIC", 1),
+            ("RMQ_SYS_TRANS_OP_HALF_TOPIC", 1),
+        ] {
+            assert_eq!(t[name]["readQueueNums"], queues, "{name}: {}", t[name]);
+            assert_eq!(t[name]["writeQueueNums"], queues, "{name}");
+            assert_eq!(t[name]["perm"], 6, "{name}");
+        }
+        assert!(t["rmq_sys_wheel_timer"]["readQueueNums"].as_i64() >= Some(1));
+
+        // The response names the queue the producer chose; the offset is the schedule queue's.
+        let sent = now_ms();
+        let h = send_ok(&c, &addr, "Held", 3, props(&[("DELAY", "1")]), b"d").await;
+        assert_eq!((h.queue_id, h.queue_offset), (3, 0));
+        let h = send_ok(
+            &c,
+            &addr,
+            "Held",
+            2,
+            props(&[("TIMER_DELAY_MS", "800")]),
+            b"t",
+        )
+        .await;
+        assert_eq!(h.queue_id, 2);
+        let (_, arrived) = await_record(&c, &addr, "Held", 3, 0).await;
+        assert_on_time("level 1", sent, arrived, 1000);
+        await_record(&c, &addr, "Held", 2, 0).await;
+
+        wait_progress(dir.path(), 1, 1);
+        let delay = table(&c, &addr, request::GET_ALL_DELAY_OFFSET).await;
+        assert_eq!(delay["offsetTable"]["1"], 1, "{delay}");
+
+        let two = [batch_item(b"b0", ""), batch_item(b"b1", "")].concat();
+        let rsp = send_batch(&c, &addr, "Batched", props(&[("DELAY", "2")]), two).await;
+        assert_eq!(rsp.code, response::MESSAGE_ILLEGAL, "{:?}", rsp.remark);
+        assert_eq!(max_offset(&c, &addr, "Batched", 0).await, 0);
+        let inner = batch_item(b"b2", &props(&[("DELAY", "2")]));
+        let rsp = send_batch(&c, &addr, "Batched", props(&[]), inner).await;
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        let now = pull(&c, &addr, "Batched", 0, 0, Duration::ZERO).await;
+        assert_eq!(now.len(), 1, "stored at once, not scheduled");
+        let m = StoredMessage::decode(&now[0]).unwrap();
+        assert_eq!((m.body, m.property("DELAY")), (&b"b2"[..], Some("2")));
+    })
+    .unwrap();
+}
+
+/// LOCK_BATCH_MQ for `group` on queue 0 of `topic`, as client `client_id`.
+async fn lock_queue(c: &RemotingClient, addr: &str, group: &str, topic: &str, client_id: &str) {
+    let body = format!(
+        r#"{{"consumerGroup":"{group}","clientId":"{client_id}","onlyThisBroker":false,
+        "mqSet":[{{"topic":"{topic}","brokerName":"b","queueId":0}}]}}"#
+    );
+    let cmd = RemotingCommand::request(request::LOCK_BATCH_MQ).with_body(body.into_bytes());
+    let rsp = c.invoke(addr, cmd, TIMEOUT).await.unwrap();
+    assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+    let v: serde_json::Value = serde_json::from_slice(&rsp.body).unwrap();
+    assert_eq!(v["lockOKMQSet"].as_array().map(Vec::len), Some(1), "{v}");
+}
+
+/// An orderly consumer sends a message it gave up on to `%RETRY%<group>` through its producer;
+/// while the group holds a queue lock the broker dead-letters it at once (RocketMQ's
+/// `isLockAllExpired` rule), whatever its reconsume count. Without locks it is a delayed retry.
+#[test]
+fn orderly_groups_retries_go_to_the_dlq() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, addr) = spawn_broker(dir.path());
+    tern_runtime::block_on("orderly-dlq", async move {
+        let c = client();
+        send_ok(&c, &addr, "Ordered", 0, props(&[]), b"o").await;
+        lock_queue(&c, &addr, "ordG", "Ordered", "client-1").await;
+        for (group, body) in [("ordG", &b"gave up"[..]), ("freeG", &b"retry"[..])] {
+            let topic = format!("%RETRY%{group}");
+            let rsp = send_with(&c, &addr, &topic, 0, props(&[("DELAY", "4")]), body, |h| {
+                h.reconsume_times = Some(1);
+                h.max_reconsume_times = Some(16);
+            })
+            .await;
+            assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        }
+        let dead = pull(&c, &addr, "%DLQ%ordG", 0, 0, Duration::ZERO).await;
+        assert_eq!(dead.len(), 1, "the locked group's message is dead-lettered");
+        let m = StoredMessage::decode(&dead[0]).unwrap();
+        assert_eq!((m.topic, m.body), ("%DLQ%ordG", &b"gave up"[..]));
+        assert_eq!(max_offset(&c, &addr, "%RETRY%ordG", 0).await, 0);
+        // The unlocked group's copy waits for level 4 (2 s) in its retry topic.
+        assert!(pull(&c, &addr, "%DLQ%freeG", 0, 0, Duration::ZERO)
+            .await
+            .is_empty());
+        let (rec, _) = await_record(&c, &addr, "%RETRY%freeG", 0, 0).await;
+        assert_eq!(StoredMessage::decode(&rec).unwrap().body, b"retry");
+    })
+    .unwrap();
+}

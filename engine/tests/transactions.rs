@@ -142,6 +142,17 @@ impl Producer {
 
     /// Sends a half message to `(topic, queue)`; returns the send result.
     async fn send_half(&self, topic: &str, queue: i32, uniq: &str) -> SendMessageResponseHeader {
+        self.send_half_with(topic, queue, uniq, "").await
+    }
+
+    /// [`Producer::send_half`] with `extra` (encoded properties) added to the message's.
+    async fn send_half_with(
+        &self,
+        topic: &str,
+        queue: i32,
+        uniq: &str,
+        extra: &str,
+    ) -> SendMessageResponseHeader {
         let header = SendMessageRequestHeader {
             producer_group: PRODUCER_GROUP.into(),
             topic: topic.into(),
@@ -153,7 +164,7 @@ impl Producer {
             flag: 0,
             properties: Some(format!(
                 "KEYS\u{1}k-{uniq}\u{2}TAGS\u{1}TagT\u{2}TRAN_MSG\u{1}true\u{2}\
-                 PGROUP\u{1}{PRODUCER_GROUP}\u{2}UNIQ_KEY\u{1}{uniq}\u{2}WAIT\u{1}true\u{2}"
+                 PGROUP\u{1}{PRODUCER_GROUP}\u{2}UNIQ_KEY\u{1}{uniq}\u{2}WAIT\u{1}true\u{2}{extra}"
             )),
             reconsume_times: Some(0),
             ..SendMessageRequestHeader::default()
@@ -479,6 +490,48 @@ fn resolutions_and_checks_survive_sigterm_and_kill_9() {
             bodies(&pull_all(&p.client, &addr, "TxnR", 0).await),
             ["body-TXCOMMIT", "body-TXOPEN"]
         );
+    })
+    .unwrap();
+}
+
+/// A half sent with `DELAY` is held as any half; once committed, the committed copy goes through
+/// the delay path (RocketMQ's schedule hook sees the commit's put) and shows up in its real topic
+/// and queue only after the level's delay (level 1: 1 s by default).
+#[test]
+fn a_committed_delayed_half_is_delivered_after_its_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, addr) = start_broker(dir.path(), &["transactionCheckInterval=600000"]);
+    tern_runtime::block_on("txn-delay", async move {
+        let p = Producer::connect(&addr, "p1").await;
+        let c = &p.client;
+        let sent = p.send_half_with("TxnD", 2, "TXD", "DELAY\u{1}1\u{2}").await;
+        let committed = now_ms();
+        assert_eq!(p.end("TxnD", &sent, COMMIT).await, response::SUCCESS);
+        assert!(
+            pull_all(c, &addr, "TxnD", 2).await.is_empty(),
+            "not before due"
+        );
+        assert_eq!(max_offset(c, &addr, "SCHEDULE_TOPIC_XXXX", 0).await, 1);
+        let deadline = Instant::now() + TIMEOUT;
+        let records = loop {
+            let r = pull_all(c, &addr, "TxnD", 2).await;
+            if !r.is_empty() {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "never delivered");
+            tern_runtime::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(now_ms() - committed >= 1000, "delivered before its delay");
+        assert_eq!(bodies(&records), ["body-TXD"]);
+        let m = StoredMessage::decode(&records[0]).unwrap();
+        assert_eq!((m.topic, m.queue_id), ("TxnD", 2));
+        assert_eq!(
+            sys_flag::transaction_type(m.sys_flag),
+            sys_flag::TRANSACTION_COMMIT_TYPE
+        );
+        assert_eq!(m.property("DELAY"), None);
+        assert_eq!(m.property("TRAN_MSG"), None);
+        assert_eq!(m.uniq_key(), Some("TXD"));
     })
     .unwrap();
 }

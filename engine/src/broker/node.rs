@@ -385,6 +385,12 @@ async fn init_core(shared: &Shared) -> Result<Rc<Core>, String> {
         .await
         .map_err(|e| format!("cannot open store shard {}: {e}", port.index()))?;
     let mut topics = TopicTable::with_defaults(&config);
+    for cfg in super::scheduled::system_topics::system_topics(
+        &config.store.message_delay_level,
+        port.peers(),
+    ) {
+        topics.upsert(cfg);
+    }
     if let Some(w) = shared.topics.clone() {
         topics.merge_persisted(w);
     }

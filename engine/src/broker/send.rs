@@ -98,7 +98,8 @@ impl Core {
             if let Err(rsp) = self.check_send(&req, &mut header) {
                 return Some(*rsp);
             }
-            if let Err(rsp) = self.retry_or_dead_letter(&req, &mut header) {
+            let from_client = matches!(origin, Origin::Local(_));
+            if let Err(rsp) = self.retry_or_dead_letter(&req, &mut header, from_client) {
                 return Some(*rsp);
             }
             if req.code != request::SEND_BATCH_MESSAGE {
@@ -106,6 +107,8 @@ impl Core {
                     Ok(d) => diverted = d,
                     Err(rsp) => return Some(*rsp),
                 }
+            } else if let Some(rsp) = self.refuse_delayed_batch(&req, &header) {
+                return Some(rsp);
             }
         }
         if let Some(rsp) = self.send_if_half(&req, &header, origin).await {
@@ -312,7 +315,7 @@ impl Core {
         let code = self.replicated_code(code).await;
         let rsp_header = SendMessageResponseHeader {
             msg_id: MessageId::new(self.store_host, outcome.phys_offset).to_string(),
-            queue_id: header.queue_id,
+            queue_id: scheduled::divert::reported_queue_id(header),
             queue_offset: outcome.queue_offset,
             transaction_id: Some(uniq),
             ..SendMessageResponseHeader::default()

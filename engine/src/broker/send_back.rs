@@ -86,7 +86,7 @@ impl Core {
                 format!("look message by offset failed, {}", h.offset),
             );
         };
-        let max_reconsume = h.max_reconsume_times.unwrap_or(16);
+        let max_reconsume = h.max_reconsume_times.unwrap_or(group.retry_max_times);
         let to_dlq = msg.reconsume_times >= max_reconsume || h.delay_level < 0;
         let (topic, queues) = if to_dlq {
             (format!("{}{}", topics::DLQ_PREFIX, h.group), DLQ_QUEUES)
@@ -137,6 +137,8 @@ impl Core {
             flag: msg.flag,
             properties: Some(String::from_utf8_lossy(&props).into_owned()),
             reconsume_times: Some(msg.reconsume_times + 1),
+            // The owner's retry/DLQ check then uses the same limit as this decision.
+            max_reconsume_times: Some(max_reconsume),
             ..SendMessageRequestHeader::default()
         };
         let mut put = RemotingCommand::request(request::SEND_MESSAGE)

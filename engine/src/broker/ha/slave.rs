@@ -215,5 +215,6 @@ async fn sync_once(core: &Core, client: &RemotingClient, addr: &str) -> Result<(
         }
     }
     *core.offsets.borrow_mut() = table;
-    Ok(())
+    let body = fetch_body(client, addr, request::GET_ALL_DELAY_OFFSET).await?;
+    core.adopt_delay_offsets(&body).await
 }

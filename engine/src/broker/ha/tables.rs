@@ -5,15 +5,12 @@
 
 use std::rc::Rc;
 
-use tern_net::code::request;
+use tern_net::code::{request, response};
 use tern_net::transport::Reply;
 use tern_net::RemotingCommand;
 
-use crate::broker::core::{success, Core, Origin};
+use crate::broker::core::{reply, success, Core, Origin};
 use crate::broker::routing::STATE_CORE;
-
-/// Tern has no delayed-delivery service yet: its delay offset table is empty.
-const EMPTY_DELAY_OFFSETS: &[u8] = br#"{"offsetTable":{}}"#;
 
 impl Core {
     /// Answers 43, 45 and 201; offsets live on the state core, so requests go there.
@@ -32,7 +29,10 @@ impl Core {
             request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => {
                 tern_net::body::encode(self.groups.borrow().wrapper())
             }
-            _ => EMPTY_DELAY_OFFSETS.to_vec(),
+            _ => match self.delay_offset_table().await {
+                Ok(table) => tern_net::body::encode(&table),
+                Err(e) => return Some(reply(&req, response::SYSTEM_ERROR, e.to_string())),
+            },
         };
         Some(Reply::new(success(&req).with_body(body)))
     }

@@ -169,6 +169,14 @@ impl LockTable {
         self.locks.is_empty()
     }
 
+    /// True when some queue of `group` has a lock that has not expired at `now` (RocketMQ's
+    /// `!isLockAllExpired`: the group consumes orderly).
+    pub fn group_has_live_lock(&self, group: &str, now: Instant) -> bool {
+        self.locks
+            .iter()
+            .any(|((g, _, _), h)| g == group && h.expires > now)
+    }
+
     /// The live holder of a queue other than the connection at `addr`, if any: a pull from
     /// `addr` must then be refused.
     pub fn held_by_other(

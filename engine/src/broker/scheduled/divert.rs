@@ -63,6 +63,18 @@ pub fn timer_queue_of(core: usize, cores: usize) -> i32 {
         .unwrap_or(0)
 }
 
+/// The queue id a send response reports: for a message held in a schedule topic, the queue it
+/// was sent to (`REAL_QID`), as RocketMQ answers with the request's queue, not the schedule
+/// topic's; the stored queue otherwise. The response's queue offset stays the stored one.
+pub(crate) fn reported_queue_id(header: &SendMessageRequestHeader) -> i32 {
+    if header.topic != SCHEDULE_TOPIC && header.topic != TIMER_TOPIC {
+        return header.queue_id;
+    }
+    properties::get(props_of(header), properties::REAL_QUEUE_ID)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(header.queue_id)
+}
+
 fn props_of(header: &SendMessageRequestHeader) -> &[u8] {
     header.properties.as_deref().unwrap_or("").as_bytes()
 }
@@ -162,11 +174,14 @@ impl Core {
     }
 
     /// A producer's send to `%RETRY%<group>` past the group's retry limit goes to the group's DLQ
-    /// (see the module docs).
+    /// (see the module docs). So does any such send from a client (`from_client`) while the group
+    /// holds an unexpired queue lock: an orderly consumer sends a message back through its producer
+    /// only once it gave up on it (RocketMQ's `isLockAllExpired` check).
     pub(crate) fn retry_or_dead_letter(
         &self,
         req: &RemotingCommand,
         header: &mut SendMessageRequestHeader,
+        from_client: bool,
     ) -> Result<(), Box<Reply>> {
         let Some(group) = header.topic.strip_prefix(topics::RETRY_PREFIX) else {
             return Ok(());
@@ -180,7 +195,12 @@ impl Core {
             )));
         };
         let max = header.max_reconsume_times.unwrap_or(limits.retry_max_times);
-        if header.reconsume_times.unwrap_or(0) <= max {
+        let orderly = from_client
+            && self
+                .locks
+                .borrow()
+                .group_has_live_lock(&group, std::time::Instant::now());
+        if header.reconsume_times.unwrap_or(0) <= max && !orderly {
             return Ok(());
         }
         let dlq = format!("{}{group}", topics::DLQ_PREFIX);
@@ -190,6 +210,51 @@ impl Core {
         header.topic = dlq;
         header.queue_id = 0;
         Ok(())
+    }
+
+    /// RocketMQ stores no batch with a delay level (`CommitLog.asyncPutMessages`): a
+    /// SEND_BATCH_MESSAGE whose own properties carry `DELAY > 0` is refused with MESSAGE_ILLEGAL.
+    /// A `DELAY` inside one packed message is stored as given and not scheduled, as there.
+    pub(crate) fn refuse_delayed_batch(
+        &self,
+        req: &RemotingCommand,
+        header: &SendMessageRequestHeader,
+    ) -> Option<Reply> {
+        let level = properties::get(props_of(header), properties::DELAY)
+            .and_then(|d| d.trim().parse::<i32>().ok())
+            .unwrap_or(0);
+        (level > 0).then(|| {
+            reply(
+                req,
+                response::MESSAGE_ILLEGAL,
+                format!("batch messages do not support delay levels (DELAY={level})"),
+            )
+        })
+    }
+
+    /// Where a committed transactional message goes: a `DELAY = n > 0` in `props` sends it to
+    /// `SCHEDULE_TOPIC_XXXX` like any delayed send (RocketMQ applies its schedule hook to the
+    /// commit's put); `None` when it is not delayed. Returns the topic, queue and properties.
+    pub(crate) fn delay_committed(
+        &self,
+        props: &[u8],
+        topic: &str,
+        queue_id: i32,
+    ) -> Option<(&'static str, i32, Vec<u8>)> {
+        let level = properties::get(props, properties::DELAY)
+            .and_then(|d| d.trim().parse::<i32>().ok())
+            .filter(|&l| l > 0)?;
+        let level = self.config.store.message_delay_level.clamp(level);
+        let new = rewrite(
+            props,
+            &[TIMER_DELIVER_MS, TIMER_DELAY_SEC, TIMER_DELAY_MS],
+            &[
+                (properties::DELAY, &level.to_string()),
+                (properties::REAL_TOPIC, topic),
+                (properties::REAL_QUEUE_ID, &queue_id.to_string()),
+            ],
+        );
+        Some((SCHEDULE_TOPIC, level - 1, new))
     }
 
     /// Creates `%DLQ%<group>` (1 queue, read + write, as RocketMQ) when it does not exist.

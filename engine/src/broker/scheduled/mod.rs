@@ -13,7 +13,9 @@
 pub(crate) mod delay_delivery;
 pub(crate) mod divert;
 pub mod progress;
+pub(crate) mod replica;
 pub(crate) mod repute;
+pub(crate) mod system_topics;
 pub mod timer;
 
 use std::cell::Cell;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 
 use tern_store::schedule::SCHEDULE_TOPIC;
 
+use super::config::BrokerRole;
 use super::core::Core;
 use super::local_sync::Signal;
 use super::routing::owner_core;
@@ -65,7 +68,7 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     /// Starts a delivery task for every delay level whose queue this core owns, and this core's
-    /// timer task.
+    /// timer task; none on a slave.
     pub(crate) fn start(core: &Rc<Core>, files: &ScheduleFiles) -> Rc<Scheduler> {
         let delay = &files.delay;
         let sched = Rc::new(Scheduler {
@@ -74,6 +77,11 @@ impl Scheduler {
             busy: Cell::new(0),
             idle: Signal::default(),
         });
+        if core.config.broker_role == BrokerRole::Slave {
+            // A slave's store only takes the master's records; it copies the master's progress
+            // instead (`replica`). RocketMQ starts its schedule service on masters only.
+            return sched;
+        }
         for level in 1..=core.config.store.message_delay_level.max_level() {
             if owner_core(SCHEDULE_TOPIC, level - 1, core.cores) == core.index {
                 tern_runtime::spawn_local(delay_delivery::run_level(

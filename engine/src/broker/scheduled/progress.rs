@@ -84,6 +84,21 @@ impl DelayProgress {
     }
 }
 
+/// The table as last written to `<config_dir>/delayOffset.json` (empty when absent). The delivery
+/// tasks write it after every batch, so it lags memory only while a batch is being delivered;
+/// this is what GET_ALL_DELAY_OFFSET (45) answers a slave.
+pub fn read_file(config_dir: &Path) -> Result<DelayOffsetFile, PersistError> {
+    Ok(persist::load_json(&config_dir.join(DELAY_OFFSET_FILE))?.unwrap_or_default())
+}
+
+/// Replaces `<config_dir>/delayOffset.json` with `table` (atomically and durably). Only for a
+/// slave copying its master's table: a slave runs no delivery tasks, so nothing else writes the
+/// file there, and the table takes effect when the broker next starts as a master.
+pub fn replace_file(config_dir: &Path, table: &DelayOffsetFile) -> Result<(), PersistError> {
+    let bytes = serde_json::to_vec_pretty(table).unwrap_or_default();
+    persist::write_atomic(&config_dir.join(DELAY_OFFSET_FILE), &bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +116,17 @@ mod tests {
         assert_eq!(v, serde_json::json!({"offsetTable": {"1": 12, "3": 4}}));
         let again = DelayProgress::load(dir.path()).unwrap();
         assert_eq!((again.get(1), again.get(2), again.get(3)), (12, 0, 4));
+    }
+
+    #[test]
+    fn a_copied_table_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_file(dir.path()).unwrap(), DelayOffsetFile::default());
+        let copied: DelayOffsetFile =
+            serde_json::from_slice(br#"{"offsetTable":{"2":7,"18":1}}"#).unwrap();
+        replace_file(dir.path(), &copied).unwrap();
+        assert_eq!(read_file(dir.path()).unwrap(), copied);
+        let loaded = DelayProgress::load(dir.path()).unwrap();
+        assert_eq!((loaded.get(2), loaded.get(18), loaded.get(1)), (7, 1, 0));
     }
 }

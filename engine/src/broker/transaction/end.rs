@@ -137,11 +137,17 @@ impl Core {
                 properties::TRANSACTION_PREPARED,
             ],
         );
+        // A DELAY on the half makes the committed copy a delayed one (scheduled/divert.rs).
+        let delayed = self.delay_committed(&props, topic, queue_id);
+        let (topic, queue_id, props) = match &delayed {
+            Some((t, q, p)) => (*t, *q, p.as_slice()),
+            None => (topic, queue_id, props.as_slice()),
+        };
         let draft = MessageDraft {
             sys_flag: (half.sys_flag & !sys_flag::TRANSACTION_MASK)
                 | sys_flag::TRANSACTION_COMMIT_TYPE,
             prepared_transaction_offset: half.physical_offset,
-            ..draft_of(half, topic, queue_id, &props)
+            ..draft_of(half, topic, queue_id, props)
         };
         self.put_owned(&draft).await
     }
