@@ -46,8 +46,8 @@ bin="$target/release"
 peer_ns="$peer_root/bin/rocketmq-namesrv-rust"
 peer_broker="$peer_root/bin/rocketmq-broker-rust"
 
-cargo build --release -p tern-engine --bin tern-namesrv --bin tern-broker
-cargo build --release -p tern-perf --bin tern-perf
+# One invocation: two would unify dependency features differently and rebuild each other.
+cargo build --release -p tern-engine --bin tern-namesrv --bin tern-broker -p tern-perf --bin tern-perf
 
 work=${BENCH_DIR:-$(mktemp -d /tmp/tern-bench.XXXXXX)}
 mkdir -p "$work"
@@ -162,11 +162,16 @@ loopback() {
     echo "iperf3 missing and could not be installed (see apt-get install iperf3)"
     return
   fi
-  iperf3 -s -1 -p "$iperf_port" >"$work/iperf-server.log" 2>&1 &
-  local server=$!
-  await_port "$iperf_port" "$server" 10 || true
-  iperf3 -c 127.0.0.1 -p "$iperf_port" -t 3 -f g 2>&1 | awk '/sender$/ {print $(NF-3), $(NF-2)}'
+  iperf3 -s -p "$iperf_port" >"$work/iperf-server.log" 2>&1 &
+  local server=$! i out=""
+  # Retry while the server comes up (a probe connection would count as a test for iperf3).
+  for ((i = 0; i < 50; i++)); do
+    out=$(iperf3 -c 127.0.0.1 -p "$iperf_port" -t 3 -f g 2>&1) && break
+    sleep 0.1
+  done
+  kill -TERM "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
+  echo "$out" | awk '/sender$/ {print $(NF-3), $(NF-2); found = 1} END {if (!found) print "iperf3 failed"}'
 }
 
 echo "## raw disk (dd bs=1M count=$dd_mb oflag=direct in $work)"
