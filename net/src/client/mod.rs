@@ -25,6 +25,7 @@
 
 mod allocate;
 mod batch;
+mod compress;
 mod fault;
 mod instance;
 mod message;

@@ -31,11 +31,11 @@
 //! Listeners are synchronous closures run on the consumer's executor: keep them short, or hand
 //! the work to other tasks and return.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use futures_lite::future;
@@ -48,7 +48,7 @@ use crate::header::{
     ConsumerSendMsgBackRequestHeader, PullMessageRequestHeader, SendMessageRequestHeader,
     SendMessageRequestHeaderV2,
 };
-use crate::transport::{not_supported, ConnectionInfo, HandlerFuture, RequestHandler};
+use crate::transport::{not_supported, ConnectionInfo, HandlerFuture, Reply, RequestHandler};
 use crate::RemotingCommand;
 
 use super::allocate::allocate_averagely;
@@ -60,6 +60,8 @@ use super::route::{subscribe_queues, MessageQueue};
 use super::uniq_id::now_millis;
 use super::wire::{ConsumerData, HeartbeatData, Subscription};
 use super::MqError;
+
+mod broker_requests;
 
 /// Prefix of a group's retry topic.
 const RETRY_PREFIX: &str = "%RETRY%";
@@ -262,9 +264,11 @@ impl PushConsumerBuilder {
             subs.insert(retry.clone(), Subscription::parse(&retry, "*", version));
         }
         let (signal, wakeups) = local_channel::new_bounded(1);
+        let consumer: Rc<OnceCell<Weak<Inner>>> = Rc::default();
         let handler = Rc::new(NotifyHandler {
             group: cfg.consumer_group.clone(),
             signal,
+            consumer: Rc::clone(&consumer),
         });
         let instance = Instance::new(
             &cfg.namesrv_addr,
@@ -293,7 +297,9 @@ impl PushConsumerBuilder {
             local_offsets,
             queues: RefCell::new(BTreeMap::new()),
             offset_file,
+            started_at: now_millis(),
         });
+        let _ = consumer.set(Rc::downgrade(&inner));
         for topic in inner.subs.keys() {
             if let Err(e) = inner.instance.fetch_route(topic).await {
                 tracing::warn!(topic, error = %e, "no route yet");
@@ -422,17 +428,22 @@ struct Inner {
     subs: BTreeMap<String, Subscription>,
     /// Next offset to consume, per assigned queue.
     offsets: RefCell<HashMap<MessageQueue, i64>>,
+    /// When the consumer started, ms since the epoch.
+    started_at: i64,
     /// Broadcasting: the offsets read from the file at start.
     local_offsets: HashMap<MessageQueue, i64>,
     queues: RefCell<BTreeMap<MessageQueue, QueueSlot>>,
     offset_file: Option<PathBuf>,
 }
 
-/// Turns NOTIFY_CONSUMER_IDS_CHANGED into a rebalance wake-up; other broker requests are not
-/// supported.
+/// Turns NOTIFY_CONSUMER_IDS_CHANGED into a rebalance wake-up and answers
+/// GET_CONSUMER_RUNNING_INFO and CONSUME_MESSAGE_DIRECTLY ([`broker_requests`]); other broker
+/// requests are not supported.
 struct NotifyHandler {
     group: String,
     signal: LocalSender<()>,
+    /// The consumer, once started (requests before that, or after it is gone, are refused).
+    consumer: Rc<OnceCell<Weak<Inner>>>,
 }
 
 impl RequestHandler for NotifyHandler {
@@ -444,7 +455,17 @@ impl RequestHandler for NotifyHandler {
                 let _ = self.signal.try_send(());
                 return None;
             }
-            Some(not_supported(&req))
+            let inner = self.consumer.get().and_then(Weak::upgrade);
+            let rsp = match (req.code, inner) {
+                (request::GET_CONSUMER_RUNNING_INFO, Some(inner)) => {
+                    broker_requests::running_info(&inner, &req)
+                }
+                (request::CONSUME_MESSAGE_DIRECTLY, Some(inner)) => {
+                    broker_requests::consume_directly(&inner, &req)
+                }
+                _ => return Some(not_supported(&req)),
+            };
+            Some(Reply::new(rsp))
         })
     }
 }
