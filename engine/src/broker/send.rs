@@ -15,6 +15,7 @@
 //! but could not make it durable in time.
 
 use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -48,16 +49,17 @@ thread_local! {
     static PROPERTY_BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The send header of either request version.
-fn send_header(req: &RemotingCommand) -> Result<SendMessageRequestHeader, String> {
+/// The send header of either request version. Its string fields (topic, groups, properties) are
+/// moved out of `req.ext_fields`, not copied: nothing after this reads them from the request.
+fn send_header(req: &mut RemotingCommand) -> Result<SendMessageRequestHeader, String> {
     // SEND_BATCH_MESSAGE uses the V2 names from Java clients; forwarded batches use the V1 names.
     let v2 = req.code == request::SEND_MESSAGE_V2
         || (req.code == request::SEND_BATCH_MESSAGE && req.ext("b").is_some());
     let parsed = if v2 {
-        req.decode_header::<SendMessageRequestHeaderV2>()
+        req.take_header::<SendMessageRequestHeaderV2>()
             .map(SendMessageRequestHeader::from)
     } else {
-        req.decode_header::<SendMessageRequestHeader>()
+        req.take_header::<SendMessageRequestHeader>()
     };
     parsed.map_err(|e| e.to_string())
 }
@@ -73,20 +75,37 @@ pub(crate) fn make_uniq_id(host: SocketAddr) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    format!(
+    let mut id = String::with_capacity(UNIQ_ID_LEN);
+    // Writing into a String cannot fail.
+    let _ = write!(
+        id,
         "{ip:08X}{:04X}{:012X}{n:08X}",
         std::process::id() & 0xffff,
         now & 0xffff_ffff_ffff
-    )
+    );
+    debug_assert_eq!(id.len(), UNIQ_ID_LEN);
+    id
+}
+
+/// Length of [`make_uniq_id`]'s ids: 8 + 4 + 12 + 8 hex digits.
+const UNIQ_ID_LEN: usize = 32;
+
+/// The offset message id of a stored message as text, in one allocation of its final size
+/// (`to_string` would regrow its buffer while the id is written digit by digit).
+fn offset_msg_id(store_host: SocketAddr, phys_offset: i64) -> String {
+    // IPv6 host (16 bytes) + port (4) + offset (8), two hex digits a byte.
+    let mut id = String::with_capacity(2 * (16 + 4 + 8));
+    let _ = write!(id, "{}", MessageId::new(store_host, phys_offset));
+    id
 }
 
 impl Core {
     pub(crate) async fn on_send(
         self: &Rc<Self>,
-        req: RemotingCommand,
+        mut req: RemotingCommand,
         origin: Origin<'_>,
     ) -> Option<Reply> {
-        let mut header = match send_header(&req) {
+        let mut header = match send_header(&mut req) {
             Ok(h) => h,
             Err(e) => return Some(reply(&req, response::SYSTEM_ERROR, e)),
         };
@@ -314,7 +333,7 @@ impl Core {
         self.arrivals.arrived(&header.topic, header.queue_id);
         let code = self.replicated_code(code).await;
         let rsp_header = SendMessageResponseHeader {
-            msg_id: MessageId::new(self.store_host, outcome.phys_offset).to_string(),
+            msg_id: offset_msg_id(self.store_host, outcome.phys_offset),
             queue_id: scheduled::divert::reported_queue_id(header),
             queue_offset: outcome.queue_offset,
             transaction_id: Some(uniq),
@@ -395,7 +414,7 @@ impl Core {
         let msg_ids: Vec<String> = stored
             .offsets
             .iter()
-            .map(|&(phys, _)| MessageId::new(self.store_host, phys).to_string())
+            .map(|&(phys, _)| offset_msg_id(self.store_host, phys))
             .collect();
         let rsp_header = SendMessageResponseHeader {
             msg_id: msg_ids.join(","),
@@ -435,12 +454,18 @@ pub(crate) fn send_response(
     code: i32,
     header: &SendMessageResponseHeader,
 ) -> Reply {
-    let mut rsp = RemotingCommand::response_to(req, code, None).with_header(header);
+    let mut rsp = RemotingCommand::response_to(req, code, None);
+    // Sized once for the header's four fields and the two below (no regrowth per response).
+    rsp.ext_fields.reserve(SEND_RESPONSE_FIELDS);
+    let mut rsp = rsp.with_header(header);
     rsp.ext_fields
         .insert("MSG_REGION".into(), DEFAULT_REGION.into());
     rsp.ext_fields.insert("TRACE_ON".into(), "true".into());
     Reply::new(rsp)
 }
+
+/// Fields of a SEND response: msgId, queueId, queueOffset, transactionId, MSG_REGION, TRACE_ON.
+const SEND_RESPONSE_FIELDS: usize = 6;
 
 /// A refusal from the send checks (boxed: replies are large).
 fn refuse(req: &RemotingCommand, code: i32, remark: impl Into<String>) -> Box<Reply> {

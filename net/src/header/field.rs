@@ -8,6 +8,14 @@ pub trait FieldValue: Sized {
     fn read(field: &'static str, raw: Option<&str>) -> Result<Self, HeaderFieldError>;
     /// The value to store in `ext_fields`; `None` leaves the field out.
     fn write(&self) -> Option<String>;
+    /// Like [`FieldValue::read`] from `ext[field]`, but a string value is moved out of `ext`
+    /// instead of copied (the field is then absent from `ext`); other types leave `ext` unchanged.
+    fn take(
+        field: &'static str,
+        ext: &mut std::collections::HashMap<String, String>,
+    ) -> Result<Self, HeaderFieldError> {
+        Self::read(field, ext.get(field).map(String::as_str))
+    }
 }
 
 fn required<'a>(field: &'static str, raw: Option<&'a str>) -> Result<&'a str, HeaderFieldError> {
@@ -20,6 +28,12 @@ impl FieldValue for String {
     }
     fn write(&self) -> Option<String> {
         Some(self.clone())
+    }
+    fn take(
+        field: &'static str,
+        ext: &mut std::collections::HashMap<String, String>,
+    ) -> Result<Self, HeaderFieldError> {
+        ext.remove(field).ok_or(HeaderFieldError::Missing { field })
     }
 }
 
@@ -59,6 +73,16 @@ impl<T: FieldValue> FieldValue for Option<T> {
     fn write(&self) -> Option<String> {
         self.as_ref().and_then(FieldValue::write)
     }
+    fn take(
+        field: &'static str,
+        ext: &mut std::collections::HashMap<String, String>,
+    ) -> Result<Self, HeaderFieldError> {
+        if ext.contains_key(field) {
+            T::take(field, ext).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
 }
 
 /// Declares a header struct whose fields map to `ext_fields` names, and its [`super::CommandHeader`]
@@ -93,6 +117,17 @@ macro_rules! command_header {
                             $wire,
                             ext.get($wire).map(String::as_str),
                         )?,
+                    )*
+                })
+            }
+
+            #[allow(unused_variables)]
+            fn take_from_ext_fields(
+                ext: &mut std::collections::HashMap<String, String>,
+            ) -> Result<Self, $crate::header::HeaderFieldError> {
+                Ok($name {
+                    $(
+                        $field: $crate::header::field::FieldValue::take($wire, ext)?,
                     )*
                 })
             }

@@ -37,6 +37,12 @@ pub enum HeaderFieldError {
 pub trait CommandHeader: Sized {
     /// Reads the header from `ext`; fails naming the first missing or invalid field.
     fn from_ext_fields(ext: &HashMap<String, String>) -> Result<Self, HeaderFieldError>;
+    /// Reads the header like [`CommandHeader::from_ext_fields`], moving string values out of `ext`
+    /// instead of copying them: on success the header's string fields are no longer in `ext`. On
+    /// an error `ext` may have lost some of them.
+    fn take_from_ext_fields(ext: &mut HashMap<String, String>) -> Result<Self, HeaderFieldError> {
+        Self::from_ext_fields(ext)
+    }
     /// Writes every present field into `ext` (absent optional fields are not written).
     fn write_ext_fields(&self, ext: &mut HashMap<String, String>);
 }
@@ -45,6 +51,13 @@ impl RemotingCommand {
     /// Reads a typed header from this command's `ext_fields`.
     pub fn decode_header<H: CommandHeader>(&self) -> Result<H, HeaderFieldError> {
         H::from_ext_fields(&self.ext_fields)
+    }
+
+    /// Reads a typed header, moving its string fields out of `ext_fields` rather than copying them
+    /// (they are absent afterwards; numeric and boolean fields stay). For handlers that own the
+    /// request and read its header once.
+    pub fn take_header<H: CommandHeader>(&mut self) -> Result<H, HeaderFieldError> {
+        H::take_from_ext_fields(&mut self.ext_fields)
     }
 
     /// Writes a typed header into this command's `ext_fields` (builder style).
@@ -148,5 +161,61 @@ mod tests {
         assert!(rsp.ext_fields.is_empty());
         let rsp = rsp.with_header(&QueryDataVersionResponseHeader { changed: true });
         assert_eq!(rsp.ext("changed"), Some("true"));
+    }
+
+    #[test]
+    fn take_header_moves_strings_and_matches_decode_header() {
+        let sent = SendMessageRequestHeaderV2 {
+            a: "group".into(),
+            b: "Topic".into(),
+            c: "TBW102".into(),
+            d: 4,
+            e: 3,
+            f: 0,
+            g: 1_700_000_000_000,
+            h: 0,
+            i: Some("UNIQ_KEY\u{1}abc\u{2}".into()),
+            j: Some(0),
+            k: Some(false),
+            l: None,
+            m: Some(false),
+            n: None,
+        };
+        let mut cmd =
+            RemotingCommand::request(crate::code::request::SEND_MESSAGE_V2).with_header(&sent);
+        let decoded = cmd.decode_header::<SendMessageRequestHeaderV2>();
+        let taken = cmd.take_header::<SendMessageRequestHeaderV2>();
+        assert_eq!(taken, Ok(sent.clone()));
+        assert_eq!(taken, decoded);
+        // The strings moved out; the numbers and booleans stay readable.
+        for moved in ["a", "b", "c", "i"] {
+            assert_eq!(cmd.ext(moved), None, "{moved}");
+        }
+        assert_eq!(cmd.ext("e"), Some("3"));
+        assert_eq!(cmd.ext("k"), Some("false"));
+    }
+
+    #[test]
+    fn take_header_reports_missing_and_invalid_fields() {
+        let mut cmd = RemotingCommand::request(crate::code::request::PUT_KV_CONFIG)
+            .with_ext("namespace", "n")
+            .with_ext("key", "k");
+        assert_eq!(
+            cmd.take_header::<PutKVConfigRequestHeader>(),
+            Err(HeaderFieldError::Missing { field: "value" })
+        );
+        let mut cmd = RemotingCommand::request(crate::code::request::QUERY_DATA_VERSION)
+            .with_ext("brokerName", "b")
+            .with_ext("brokerAddr", "a")
+            .with_ext("clusterName", "c")
+            .with_ext("brokerId", "two");
+        assert_eq!(
+            cmd.take_header::<QueryDataVersionRequestHeader>(),
+            Err(HeaderFieldError::Invalid {
+                field: "brokerId",
+                value: "two".into(),
+                expected: "a long",
+            })
+        );
     }
 }

@@ -118,11 +118,11 @@ impl Core {
             return Ok(false);
         }
         let props = props_of(header);
-        let real_qid = header.queue_id.to_string();
         let level = properties::get(props, properties::DELAY)
             .and_then(|d| d.trim().parse::<i32>().ok())
             .unwrap_or(0);
         if level > 0 {
+            let real_qid = header.queue_id.to_string();
             let level = self.config.store.message_delay_level.clamp(level);
             let new = rewrite(
                 props,
@@ -163,7 +163,7 @@ impl Core {
             &[
                 (TIMER_OUT_MS, &due.to_string()),
                 (properties::REAL_TOPIC, &header.topic),
-                (properties::REAL_QUEUE_ID, &real_qid),
+                (properties::REAL_QUEUE_ID, &header.queue_id.to_string()),
             ],
         );
         let owner = owner_core(&header.topic, header.queue_id, self.cores);
