@@ -206,7 +206,11 @@ pub(crate) async fn message(core: &Rc<Core>, q: &Query) -> Result<Value, BadLook
         (None, Some(topic), Some(key)) => query(core, topic, key, false).await,
         _ => return Err(BadLookup("give id, or topic and key".into())),
     };
-    Ok(json!({ "messages": records.iter().filter_map(|r| describe(r)).collect::<Vec<_>>() }))
+    let messages: Vec<Value> = records
+        .iter()
+        .filter_map(|r| describe(r.as_slice()))
+        .collect();
+    Ok(json!({ "messages": messages }))
 }
 
 async fn view(core: &Rc<Core>, offset: i64) -> Vec<Vec<u8>> {

@@ -67,7 +67,7 @@ fn decode(s: &str) -> Result<String, QueryError> {
                 let hi = bytes.next().and_then(hex);
                 let lo = bytes.next().and_then(hex);
                 match (hi, lo) {
-                    (Some(h), Some(l)) => out.push(h << 4 | l),
+                    (Some(h), Some(l)) => out.push((h << 4) | l),
                     _ => return Err(QueryError::BadEscape(s.to_string())),
                 }
             }
