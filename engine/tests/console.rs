@@ -73,7 +73,7 @@ fn call(s: &mut TcpStream, frame: &[u8]) -> RemotingCommand {
 fn request(code: i32, ext: &[(&str, &str)]) -> Vec<u8> {
     let mut cmd = RemotingCommand::request(code);
     for (k, v) in ext {
-        cmd = cmd.with_ext(k, v);
+        cmd = cmd.with_ext(*k, *v);
     }
     cmd.opaque = 9;
     support::encode(&cmd)
@@ -259,13 +259,13 @@ fn console_in_headless_chromium_shows_the_brokers_numbers() {
 
     assert_eq!(shown["pageErrors"], serde_json::json!([]), "{shown}");
     let broker_name = cluster.broker_addr_table.keys().next().unwrap();
+    let registered = format!("127.0.0.1:{}", broker.addr.port());
     let brokers = shown["brokers"].as_array().unwrap();
     assert!(
         brokers
             .iter()
-            .any(|row| row[1] == broker_name.as_str() && row[3] == broker.addr.to_string()),
-        "broker list {brokers:?} lacks {broker_name} at {}",
-        broker.addr
+            .any(|row| row[1] == broker_name.as_str() && row[3] == registered.as_str()),
+        "broker list {brokers:?} lacks {broker_name} at {registered}"
     );
 
     let shown_topics: BTreeMap<i32, (i64, i64)> = shown["topics"]
