@@ -16,13 +16,25 @@ need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v make >/dev/null 2>&1 || need+=(make)
+# The web console test (engine/tests/console.rs) drives Debian's chromium with playwright-core.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${need[@]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
     echo "missing build tools: ${need[*]} (install them as root)" >&2
     exit 1
   fi
+fi
+
+# playwright-core from the committed lock; it never downloads a browser (check.mjs runs
+# /usr/bin/chromium). Reinstalled only when the lock file changed since the last install.
+console=engine/tests/console
+if ! cmp -s "$console/package-lock.json" "$console/node_modules/.tern-lock" 2>/dev/null; then
+  (cd "$console" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$console/package-lock.json" "$console/node_modules/.tern-lock"
 fi
 
 echo "== cargo fmt --check"

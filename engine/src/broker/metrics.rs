@@ -137,22 +137,23 @@ pub(crate) fn add_flush_stats(
     }
 }
 
-/// Per-core counters read from GET_BROKER_RUNTIME_INFO.
+/// Per-core counters read from GET_BROKER_RUNTIME_INFO (also read by the web console).
 #[derive(Debug, Default)]
-struct CoreCounters {
+pub(crate) struct CoreCounters {
     flush_rounds: u64,
     flush_appends: u64,
     flush_bytes: u64,
     flush_micros: u64,
-    produced: u64,
-    produced_bytes: u64,
-    consumed: u64,
-    zero_copy_bytes: u64,
-    copied_bytes: u64,
+    pub(crate) produced: u64,
+    pub(crate) produced_bytes: u64,
+    pub(crate) consumed: u64,
+    pub(crate) zero_copy_bytes: u64,
+    pub(crate) copied_bytes: u64,
     forwarded: u64,
 }
 
-async fn core_counters(core: &Rc<Core>, to: usize) -> Option<CoreCounters> {
+/// Core `to`'s counters, asked over the mesh; `None` when it does not answer.
+pub(crate) async fn core_counters(core: &Rc<Core>, to: usize) -> Option<CoreCounters> {
     let req = RemotingCommand::request(request::GET_BROKER_RUNTIME_INFO)
         .with_ext(super::fan_out::CORE_PART, "true");
     let reply = core.run_on(to, req, Origin::Forwarded).await?;

@@ -64,6 +64,7 @@ pub mod batch;
 pub mod clients;
 pub mod config;
 mod config_update;
+mod console;
 mod consumer;
 mod core;
 mod fan_out;

@@ -415,20 +415,28 @@ fn bind_metrics(port: u16) -> Result<Option<std::net::TcpListener>, BrokerError>
         .map_err(|source| BrokerError::Metrics { port, source })
 }
 
-/// Serves `GET /metrics` on the state core until the broker stops.
+/// Serves `GET /metrics` and the web console on the state core until the broker stops.
 fn spawn_metrics(core: Rc<Core>, shared: &Shared, listener: std::net::TcpListener) {
     use std::os::fd::{FromRawFd, IntoRawFd};
     // SAFETY: the fd comes from a listening socket this process owns and nothing else uses.
     let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let metrics = Arc::clone(&shared.metrics);
-    let render = move || {
+    // `/metrics` for Prometheus; every other path is the web console's (`console`).
+    let answer = move |target: String| {
         let (core, metrics) = (Rc::clone(&core), Arc::clone(&metrics));
-        async move { super::metrics::render(&core, &metrics).await }
+        async move {
+            if target.split('?').next() == Some("/metrics") {
+                let text = super::metrics::render(&core, &metrics).await;
+                crate::metrics::http::Response::ok(crate::metrics::text::CONTENT_TYPE, text)
+            } else {
+                super::console::answer(&core, &target).await
+            }
+        }
     };
-    tern_runtime::spawn_local(crate::metrics::http::serve(
+    tern_runtime::spawn_local(crate::metrics::http::serve_with(
         listener,
         shared.stop.clone(),
-        render,
+        answer,
     ))
     .detach();
 }
