@@ -316,26 +316,40 @@ fn requests_past_the_in_flight_bound_get_system_busy() {
 }
 
 #[test]
-fn a_peer_that_stops_reading_is_closed_at_the_output_bound() {
+fn a_peer_that_stops_reading_is_paused_then_closed_when_idle() {
     let limits = ConnectionLimits {
         max_queued_bytes: 1 << 20,
+        idle_timeout: Some(Duration::from_millis(300)),
         ..ConnectionLimits::default()
     };
     let (server, _) = start_server(1, limits, None);
-    // 64 echoes of 256 KiB (16 MiB of responses) and not a byte read.
+    // 256 echoes of 256 KiB (64 MiB of requests, more than the socket buffers hold) and not a
+    // byte read: the server stops reading requests once its output backs up, so the writes block
+    // until the idle rule closes the connection.
     let mut stalled = raw_connect(server.local_addr());
     let big = RemotingCommand::request(ECHO).with_body(vec![7u8; 256 * 1024]);
-    for _ in 0..64 {
-        if stalled.write_all(&frame_of(&big)).is_err() {
-            break; // already closed
+    let mut writer = stalled.try_clone().unwrap();
+    let writes = std::thread::spawn(move || {
+        let mut written = 0;
+        for _ in 0..256 {
+            if writer.write_all(&frame_of(&big)).is_err() {
+                break; // closed
+            }
+            written += 1;
         }
-    }
+        written
+    });
     // Another connection is served meanwhile.
     let mut other = raw_connect(server.local_addr());
     let ping = RemotingCommand::request(ECHO);
     other.write_all(&frame_of(&ping)).unwrap();
     assert_eq!(read_frame(&mut other).unwrap().opaque, ping.opaque);
-    // The stalled peer finds at most the bound plus the socket buffers, then the end.
+    let written = writes.join().unwrap();
+    assert!(
+        written < 256,
+        "the server read every request of a peer that never reads"
+    );
+    // The stalled peer finds what the socket buffers and the paused queue held, then the end.
     let mut received = 0usize;
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -346,7 +360,65 @@ fn a_peer_that_stops_reading_is_closed_at_the_output_bound() {
             Err(e) => panic!("the stalled connection was not closed: {e}"),
         }
     }
-    assert!(received < 16 << 20, "received {received} bytes");
+    assert!(received < 64 << 20, "received {received} bytes");
+    server.stop().unwrap();
+}
+
+#[test]
+fn a_peer_pipelining_past_the_output_bound_gets_every_response() {
+    // A peer sends 16 times the output bound of requests while reading the responses at its own
+    // pace: back-pressure, not the bound, meets it, and nothing is lost or closed.
+    let limits = ConnectionLimits {
+        max_queued_bytes: 1 << 20,
+        idle_timeout: None,
+        ..ConnectionLimits::default()
+    };
+    let (server, _) = start_server(1, limits, None);
+    let mut s = raw_connect(server.local_addr());
+    let big = RemotingCommand::request(ECHO).with_body(vec![9u8; 256 * 1024]);
+    let mut writer = s.try_clone().unwrap();
+    let writes = std::thread::spawn(move || {
+        for _ in 0..64 {
+            writer.write_all(&frame_of(&big)).unwrap();
+        }
+    });
+    for i in 0..64 {
+        let rsp = read_frame(&mut s).unwrap_or_else(|| panic!("closed after {i} responses"));
+        assert_eq!(rsp.body.len(), 256 * 1024);
+    }
+    writes.join().unwrap();
+    server.stop().unwrap();
+}
+
+#[test]
+fn a_connection_silent_after_half_a_frame_is_closed_when_idle() {
+    let limits = ConnectionLimits {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..ConnectionLimits::default()
+    };
+    let (server, _) = start_server(1, limits, None);
+    // A served request, then half of the next frame and silence.
+    let mut s = raw_connect(server.local_addr());
+    let ping = RemotingCommand::request(ECHO);
+    s.write_all(&frame_of(&ping)).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap().opaque, ping.opaque);
+    let half = frame_of(&RemotingCommand::request(ECHO));
+    s.write_all(&half[..half.len() / 2]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut byte = [0u8; 1];
+    match s.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the idle connection to be closed, got {other:?}"),
+    }
+    // A connection that keeps sending whole frames is not idle.
+    let mut busy = raw_connect(server.local_addr());
+    for _ in 0..5 {
+        let ping = RemotingCommand::request(ECHO);
+        busy.write_all(&frame_of(&ping)).unwrap();
+        assert_eq!(read_frame(&mut busy).unwrap().opaque, ping.opaque);
+        std::thread::sleep(Duration::from_millis(100));
+    }
     server.stop().unwrap();
 }
 

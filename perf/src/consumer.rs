@@ -249,6 +249,7 @@ async fn pull_loop(
                     };
                     let e2e_us = (now - m.born_timestamp).max(0) as u64 * 1000;
                     res.latency.saturating_record(e2e_us.max(1));
+                    ctl.record_window_latency(e2e_us);
                     msgs += 1;
                     bytes += m.body.len() as u64;
                     rest = rest.get(m.total_size..).unwrap_or_default();

@@ -7,6 +7,7 @@
 //! their histograms and error tallies when they finish, which the main thread merges.
 
 pub mod batch;
+pub mod connections;
 pub mod consumer;
 pub mod latency;
 pub mod plot;

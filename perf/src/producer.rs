@@ -338,6 +338,7 @@ async fn sender(
                     .borrow_mut()
                     .latency
                     .saturating_record(elapsed.max(1));
+                ctl.record_window_latency(elapsed);
                 ctl.record_success(n, bytes);
             }
             Ok(code) => {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -26,6 +26,8 @@ pub struct RunControl {
     /// Failed requests so far.
     pub errors: AtomicU64,
     finished_executors: AtomicUsize,
+    /// Latencies of the current second and the current minute (for the progress lines).
+    windows: Mutex<[Histogram<u64>; 2]>,
 }
 
 impl RunControl {
@@ -43,6 +45,7 @@ impl RunControl {
             bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             finished_executors: AtomicUsize::new(0),
+            windows: Mutex::new([latency::new_histogram(), latency::new_histogram()]),
         })
     }
 
@@ -98,6 +101,29 @@ impl RunControl {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Adds one latency (µs) to the current second's and minute's windows, whose p99 the progress
+    /// lines print.
+    pub fn record_window_latency(&self, us: u64) {
+        if let Ok(mut w) = self.windows.lock() {
+            for h in w.iter_mut() {
+                h.saturating_record(us.max(1));
+            }
+        }
+    }
+
+    /// The p99 (µs) of window `which` (0: second, 1: minute) and its sample count; clears it.
+    fn take_window_p99(&self, which: usize) -> (u64, u64) {
+        let Ok(mut w) = self.windows.lock() else {
+            return (0, 0);
+        };
+        let Some(h) = w.get_mut(which) else {
+            return (0, 0);
+        };
+        let out = (h.value_at_quantile(0.99), h.len());
+        h.reset();
+        out
+    }
+
     /// Counts one failed request.
     pub fn record_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +134,8 @@ impl RunControl {
         self.finished_executors.fetch_add(1, Ordering::Release);
     }
 
-    /// Prints one progress line per second to `out` (`[  Ns] msgs/s MB/s errors`) until
+    /// Prints one progress line per second to `out` (`[  Ns] msgs/s MB/s errors p99`, the p99 of
+    /// that second's latencies) and, every 60 s, a `[minute N] p99` line over that minute, until
     /// `executors` executors called [`RunControl::executor_finished`].
     pub fn print_progress(&self, executors: usize, out: &mut impl Write) -> io::Result<()> {
         let mut last = (0u64, 0u64);
@@ -124,13 +151,22 @@ impl RunControl {
             next_tick += Duration::from_secs(1);
             let msgs = self.messages.load(Ordering::Relaxed);
             let bytes = self.bytes.load(Ordering::Relaxed);
+            let (p99, _) = self.take_window_p99(0);
             writeln!(
                 out,
-                "[{second:>4}s] {:>10} msgs/s {:>9.2} MB/s  errors {}",
+                "[{second:>4}s] {:>10} msgs/s {:>9.2} MB/s  errors {}  p99 {p99} us",
                 msgs - last.0,
                 (bytes - last.1) as f64 / 1e6,
                 self.errors.load(Ordering::Relaxed)
             )?;
+            if second % 60 == 0 {
+                let (p99, n) = self.take_window_p99(1);
+                writeln!(
+                    out,
+                    "[minute {:>3}] p99 {p99} us over {n} samples",
+                    second / 60
+                )?;
+            }
             out.flush()?;
             last = (msgs, bytes);
         }
@@ -300,6 +336,17 @@ mod tests {
         assert!(!ctl.is_over());
         ctl.record_success(1, 10);
         assert!(ctl.is_over());
+    }
+
+    #[test]
+    fn windows_report_their_p99_and_start_over() {
+        let ctl = RunControl::new(None, None);
+        for us in 1..=100 {
+            ctl.record_window_latency(us);
+        }
+        assert_eq!(ctl.take_window_p99(0), (99, 100));
+        assert_eq!(ctl.take_window_p99(0), (0, 0));
+        assert_eq!(ctl.take_window_p99(1), (99, 100));
     }
 
     #[test]

@@ -99,6 +99,7 @@ fn main() -> ExitCode {
         .cores
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    tern_engine::fd_limit::raise_and_log();
     serve("tern-broker", move || Broker::start(config, cores))
 }
 

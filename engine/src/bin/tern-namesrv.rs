@@ -81,6 +81,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    tern_engine::fd_limit::raise_and_log();
     serve("tern-namesrv", move || Namesrv::start(config))
 }
 

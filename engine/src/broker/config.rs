@@ -28,6 +28,7 @@
 //! | transactionCheckInterval | `transaction_check_interval` | 30000 ms |
 //! | rebalanceLockMaxLiveTime | `rebalance_lock_max_live_time` (RocketMQ's system property `rocketmq.broker.rebalance.lockMaxLiveTime`) | 60000 ms |
 //! | metricsPort | `metrics_port` (Prometheus `/metrics`, 0 = off) | 0 |
+//! | serverChannelMaxIdleTimeSeconds | `server_channel_max_idle` (0 = never) | 120 s |
 //! | storePathRootDir, maxMessageSize, … | `store` ([`StoreConfig`]) | store root `./data/broker` |
 //! | haListenPort, haSendHeartbeatInterval, … | `ha` ([`super::ha::config`]) | RocketMQ's |
 //!
@@ -170,6 +171,8 @@ pub struct BrokerConfig {
     pub rebalance_lock_max_live_time: Duration,
     /// Port of the Prometheus `/metrics` endpoint (all interfaces); 0 turns it off.
     pub metrics_port: u16,
+    /// A client connection with no complete frame for this long is closed; zero never closes.
+    pub server_channel_max_idle: Duration,
     /// Storage settings; each core opens shard `k` under `store_path_root_dir/core-<k>`.
     pub store: StoreConfig,
     /// Replication settings (keys in [`super::ha::config`]).
@@ -207,6 +210,7 @@ impl Default for BrokerConfig {
             transaction_check_interval: Duration::from_secs(30),
             rebalance_lock_max_live_time: Duration::from_secs(60),
             metrics_port: 0,
+            server_channel_max_idle: tern_net::transport::DEFAULT_IDLE_TIMEOUT,
             store,
             ha: super::ha::HaConfig::default(),
             config_file: None,
@@ -306,6 +310,10 @@ impl BrokerConfig {
             "rebalanceLockMaxLiveTime" => self.rebalance_lock_max_live_time = millis(key, v)?,
             _ if self.ha.set(key, v).map_err(|reason| bad(key, v, reason))? => {}
             "metricsPort" => self.metrics_port = parse(key, v, "expected a TCP port")?,
+            "serverChannelMaxIdleTimeSeconds" => {
+                self.server_channel_max_idle =
+                    Duration::from_secs(parse(key, v, "expected whole seconds")?)
+            }
             _ => {
                 return match self.store.set(key, v) {
                     Ok(true) => Ok(KeyUse::Applied),
@@ -416,6 +424,10 @@ impl BrokerConfig {
                 ms(self.rebalance_lock_max_live_time),
             ),
             ("metricsPort", self.metrics_port.to_string()),
+            (
+                "serverChannelMaxIdleTimeSeconds",
+                self.server_channel_max_idle.as_secs().to_string(),
+            ),
             (
                 "storePathRootDir",
                 s.store_path_root_dir.display().to_string(),

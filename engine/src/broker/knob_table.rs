@@ -166,6 +166,11 @@ const HELP: &[(&str, &str, bool)] = &[
         true,
     ),
     (
+        "serverChannelMaxIdleTimeSeconds",
+        "close a client connection after this long without a request, seconds, 0 = never",
+        false,
+    ),
+    (
         "transactionTimeOut",
         "age at which an unresolved half message is checked back, milliseconds",
         false,

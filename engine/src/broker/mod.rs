@@ -80,6 +80,7 @@ mod node;
 pub mod offsets;
 pub mod persist;
 pub mod pull;
+mod pull_cap;
 mod query;
 mod register;
 pub mod routing;

@@ -138,11 +138,13 @@ impl Broker {
             *e = tx;
         }
         let listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), shared.config.listen_port);
-        let server_config = ServerConfig {
+        let mut server_config = ServerConfig {
             cores,
             name: "tern-broker".into(),
             ..ServerConfig::new(listen)
         };
+        let idle = shared.config.server_channel_max_idle;
+        server_config.limits.idle_timeout = (!idle.is_zero()).then_some(idle);
         let factory_shared = Arc::clone(&shared);
         let server = Server::start(server_config, move |core| {
             let handler = Rc::new(BrokerHandler {

@@ -201,9 +201,13 @@ impl Core {
             self.live.short_polling_time()
         };
         let deadline = Instant::now() + wait;
-        let max_msgs = h.max_msg_nums.clamp(1, MAX_PULL_MSGS);
-        let max_bytes = h.max_msg_bytes.unwrap_or(DEFAULT_MAX_BYTES).max(1);
+        let mut max_msgs = h.max_msg_nums.clamp(1, MAX_PULL_MSGS);
+        let mut max_bytes = h.max_msg_bytes.unwrap_or(DEFAULT_MAX_BYTES).max(1);
+        let mut copy_capped = !matches!(origin, Origin::Local(_));
         loop {
+            if copy_capped {
+                (max_msgs, max_bytes) = super::pull_cap::capped(max_msgs, max_bytes);
+            }
             let signal = self.arrivals.signal(&h.topic, h.queue_id);
             let seen = signal.generation();
             let fetched = match self
@@ -244,6 +248,15 @@ impl Core {
             .with_header(&rsp_header);
             if code != response::SUCCESS {
                 return Reply::new(rsp);
+            }
+            let copied = !fetched
+                .ranges
+                .iter()
+                .all(|r| matches!(r, ReadRange::File { .. }));
+            let bytes = fetched.ranges.iter().map(ReadRange::len).sum();
+            if copied && !copy_capped && super::pull_cap::over_cap(fetched.count, bytes) {
+                copy_capped = true;
+                continue;
             }
             self.stats
                 .pulled_msgs

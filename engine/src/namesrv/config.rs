@@ -85,7 +85,6 @@ const IGNORED_KEYS: &[&str] = &[
     "serverSelectorThreads",
     "serverOnewaySemaphoreValue",
     "serverAsyncSemaphoreValue",
-    "serverChannelMaxIdleTimeSeconds",
     "serverSocketSndBufSize",
     "serverSocketRcvBufSize",
     "serverPooledByteBufAllocatorEnable",
@@ -151,6 +150,11 @@ impl NamesrvConfig {
                 }
                 "enableAllTopicList" => flag(&mut self.enable_all_topic_list),
                 "enableTopicList" => flag(&mut self.enable_topic_list),
+                "serverChannelMaxIdleTimeSeconds" => match v.parse::<u64>() {
+                    Ok(0) => self.limits.idle_timeout = None,
+                    Ok(s) => self.limits.idle_timeout = Some(Duration::from_secs(s)),
+                    Err(_) => warnings.push(bad("not a number of seconds")),
+                },
                 k if IGNORED_KEYS.contains(&k) => {}
                 _ => warnings.push(bad("unknown key")),
             }
@@ -181,6 +185,18 @@ mod tests {
         let keys: Vec<_> = warnings.iter().map(|w| w.key.as_str()).collect();
         assert_eq!(keys, ["bogusKey", "scanNotActiveBrokerInterval"]);
         assert_eq!(warnings[0].line, 5);
+    }
+
+    #[test]
+    fn idle_timeout_comes_from_rocketmqs_key() {
+        let mut c = NamesrvConfig::default();
+        assert_eq!(c.limits.idle_timeout, Some(Duration::from_secs(120)));
+        assert!(c
+            .apply_properties(&parse("serverChannelMaxIdleTimeSeconds=5\n"))
+            .is_empty());
+        assert_eq!(c.limits.idle_timeout, Some(Duration::from_secs(5)));
+        c.apply_properties(&parse("serverChannelMaxIdleTimeSeconds=0\n"));
+        assert_eq!(c.limits.idle_timeout, None);
     }
 
     #[test]

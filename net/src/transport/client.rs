@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use glommio::net::TcpStream;
 
-use super::connection::Connection;
+use super::connection::{Connection, Side};
 use super::{ClientError, ConnectionLimits, RequestHandler};
 use crate::RemotingCommand;
 
@@ -112,12 +112,17 @@ impl RemotingClient {
                 addr: addr.to_string(),
                 source: e.into(),
             })?;
-        let conn = Connection::start(stream, 0, self.config.limits, self.handler.clone()).map_err(
-            |source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            },
-        )?;
+        let conn = Connection::start(
+            stream,
+            0,
+            Side::Client,
+            self.config.limits,
+            self.handler.clone(),
+        )
+        .map_err(|source| ClientError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
         tracing::debug!(addr, "connected");
         let mut conns = self.conns.borrow_mut();
         // Another task may have connected meanwhile; keep one connection per address.

@@ -7,12 +7,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
@@ -115,8 +117,23 @@ pub(crate) struct Connection {
     in_flight: Cell<usize>,
     /// Sum of [`queued_weight`] over the replies queued or being written.
     queued_bytes: Cell<usize>,
+    /// The reader, parked while the output queue is over the pause mark.
+    reader_parked: Cell<Option<Waker>>,
+    /// When the reader last dispatched a complete frame or the writer last finished a batch
+    /// (start time before either).
+    last_progress: Cell<Instant>,
     closed: Cell<bool>,
     next_opaque: Cell<i32>,
+    side: Side,
+}
+
+/// Which end of the TCP connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Accepted by a [`super::Server`]: reads requests, pauses them under back-pressure.
+    Server,
+    /// Made by a [`super::RemotingClient`]: reads responses, never pauses.
+    Client,
 }
 
 impl Connection {
@@ -124,6 +141,7 @@ impl Connection {
     pub(crate) fn start(
         stream: TcpStream,
         core: usize,
+        side: Side,
         limits: ConnectionLimits,
         handler: Option<Rc<dyn RequestHandler>>,
     ) -> io::Result<Rc<Connection>> {
@@ -153,11 +171,17 @@ impl Connection {
             pending: RefCell::new(HashMap::new()),
             in_flight: Cell::new(0),
             queued_bytes: Cell::new(0),
+            reader_parked: Cell::new(None),
+            last_progress: Cell::new(Instant::now()),
             closed: Cell::new(false),
             next_opaque: Cell::new(i32::MAX / 2),
+            side,
         });
         tern_runtime::spawn_local(Rc::clone(&conn).read_loop(stream)).detach();
         tern_runtime::spawn_local(Rc::clone(&conn).write_loop(writer)).detach();
+        if let Some(idle) = limits.idle_timeout {
+            tern_runtime::spawn_local(Self::idle_watchdog(Rc::downgrade(&conn), idle)).detach();
+        }
         Ok(conn)
     }
 
@@ -181,6 +205,9 @@ impl Connection {
             return;
         }
         self.out.close();
+        if let Some(w) = self.reader_parked.take() {
+            w.wake();
+        }
         // SAFETY: shutdown on our socket; the descriptor stays open until the reader drops it.
         unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
         let pending: Vec<_> = self.pending.borrow_mut().drain().map(|(_, s)| s).collect();
@@ -281,15 +308,64 @@ impl Connection {
         self.close();
     }
 
+    /// Waits while more output is queued than [`ConnectionLimits::pause_reading_at`], until the
+    /// writer brings it under [`ConnectionLimits::resume_reading_at`] or the connection closes.
+    /// Returns whether it waited.
+    /// Only server connections pause: a client reading responses frees memory, and pausing both
+    /// ends of one connection could leave each waiting for the other.
+    async fn wait_for_output_room(&self) -> bool {
+        if self.side == Side::Client || self.queued_bytes.get() <= self.limits.pause_reading_at() {
+            return false;
+        }
+        tracing::debug!(peer = %self.info.peer, queued = self.queued_bytes.get(),
+            "pausing reads: the peer is slow to read its responses");
+        poll_fn(|cx| {
+            if self.closed.get() || self.queued_bytes.get() <= self.limits.resume_reading_at() {
+                Poll::Ready(())
+            } else {
+                self.reader_parked.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+        true
+    }
+
+    /// Closes the connection once it has gone `idle` without a complete frame read or a batch of
+    /// output written (a silent peer, or one that neither reads nor sends while its output is
+    /// backed up); ends when the connection does.
+    async fn idle_watchdog(link: Weak<Connection>, idle: Duration) {
+        let mut wait = idle;
+        loop {
+            tern_runtime::sleep(wait).await;
+            let Some(conn) = link.upgrade() else { return };
+            if conn.closed.get() {
+                return;
+            }
+            let quiet = conn.last_progress.get().elapsed();
+            if quiet >= idle {
+                tracing::info!(peer = %conn.info.peer, queued = conn.queued_bytes.get(),
+                    "closing idle connection: no frame read or written for {idle:?}");
+                conn.close();
+                return;
+            }
+            wait = idle.saturating_sub(quiet).max(Duration::from_millis(1));
+        }
+    }
+
     /// Reads and dispatches frames until EOF (`Ok`) or a fatal error.
     async fn read_frames(&self, stream: &mut TcpStream) -> Result<(), ReadError> {
         let max = self.limits.max_frame_len;
         let mut buf = vec![0u8; READ_BUFFER];
         let (mut start, mut end) = (0usize, 0usize);
         loop {
-            // Dispatch every whole frame in buf[start..end].
+            // Dispatch every whole frame in buf[start..end], pausing while the output is backed up.
             while let Some(len) = frame::next_frame_len(&buf[start..end], max)? {
+                if self.wait_for_output_room().await && self.closed.get() {
+                    return Ok(());
+                }
                 self.on_frame(&buf[start..start + len])?;
+                self.last_progress.set(Instant::now());
                 start += len;
             }
             if start == end {
@@ -313,6 +389,9 @@ impl Connection {
                 }
             }
             debug_assert!(end < buf.len());
+            if self.wait_for_output_room().await && self.closed.get() {
+                return Ok(());
+            }
             let n = stream.read(&mut buf[end..]).await?;
             if n == 0 {
                 return Ok(());
@@ -463,6 +542,12 @@ impl Connection {
             debug_assert!(written <= self.queued_bytes.get());
             self.queued_bytes
                 .set(self.queued_bytes.get().saturating_sub(written));
+            self.last_progress.set(Instant::now());
+            if self.queued_bytes.get() <= self.limits.resume_reading_at() {
+                if let Some(w) = self.reader_parked.take() {
+                    w.wake();
+                }
+            }
             batch.clear();
         }
         Ok(())

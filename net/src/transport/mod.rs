@@ -14,7 +14,12 @@
 //! - Responses and outbound requests are written whole, in the order they are ready, by one writer
 //!   task, batched into vectored writes; when more than [`ConnectionLimits::max_queued_bytes`] wait
 //!   (the peer stopped reading), the connection is closed; a [`Reply`] body may include file ranges sent with
-//!   `sendfile` ([`crate::zero_copy`]).
+//!   `sendfile` ([`crate::zero_copy`]). Well before that bound a server connection stops reading requests
+//!   until the writer drains the queue (back-pressure), so a pipelining peer that does not read
+//!   holds the kernel's socket buffers, not broker memory.
+//! - A connection with no complete frame read and nothing written for
+//!   [`ConnectionLimits::idle_timeout`] is closed (a half frame followed by silence included, and
+//!   a peer paused by back-pressure that never reads again).
 //! - Responses are matched to requests this side sent by opaque; requests arriving on a client
 //!   connection go to the client's optional handler.
 //! - Closing (EOF, error, fatal frame, stop) fails this side's pending requests and calls
@@ -88,17 +93,43 @@ pub struct ConnectionLimits {
     /// on a connection and not yet written. A peer that stops reading fills its socket, then this
     /// queue; past the bound the connection is closed, so its memory stays bounded and other
     /// connections are unaffected. A single frame is always accepted into an empty queue.
+    ///
+    /// Before that, a server connection stops reading requests while more than a quarter of this bound
+    /// is queued (back-pressure: pipelined requests wait in the peer's socket, not in memory) and
+    /// resumes once the writer has brought it back under an eighth.
     pub max_queued_bytes: usize,
+    /// A connection on which no complete frame is read and no output is written for this long is
+    /// closed (RocketMQ's `serverChannelMaxIdleTimeSeconds`, 120 s, Netty's all-idle state): a
+    /// silent peer, a half frame then silence, or a peer whose reading is paused because it stopped
+    /// reading its responses. `None` never closes an idle connection.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ConnectionLimits {
-    /// 16 MiB frames (RocketMQ's default), 1024 requests in flight and 64 MiB of queued output.
+    /// 16 MiB frames (RocketMQ's default), 1024 requests in flight, 64 MiB of queued output and
+    /// a 120 s idle timeout.
     fn default() -> Self {
         ConnectionLimits {
             max_frame_len: crate::frame::DEFAULT_MAX_FRAME_LEN,
             max_in_flight: 1024,
             max_queued_bytes: 64 * 1024 * 1024,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
+    }
+}
+
+/// RocketMQ's default `serverChannelMaxIdleTimeSeconds`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl ConnectionLimits {
+    /// Queued output above which the connection stops reading requests.
+    pub(crate) fn pause_reading_at(&self) -> usize {
+        self.max_queued_bytes / 4
+    }
+
+    /// Queued output below which a paused connection reads again.
+    pub(crate) fn resume_reading_at(&self) -> usize {
+        self.max_queued_bytes / 8
     }
 }
 

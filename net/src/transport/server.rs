@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use glommio::net::TcpListener;
 use tern_runtime::ExecutorHandle;
 
-use super::connection::Connection;
+use super::connection::{Connection, Side};
 use super::{ConnectionLimits, RequestHandler, TransportError};
 
 /// How often a core checks its [`StopSignal`] while idle in `accept`.
@@ -216,7 +216,13 @@ async fn serve_core(
         match accepted {
             None => break,
             Some(Ok(stream)) => {
-                match Connection::start(stream, core, limits, Some(Rc::clone(&handler))) {
+                match Connection::start(
+                    stream,
+                    core,
+                    Side::Server,
+                    limits,
+                    Some(Rc::clone(&handler)),
+                ) {
                     Ok(conn) => {
                         tracing::debug!(peer = %conn.info().peer, core, "accepted");
                         let mut conns = conns.borrow_mut();
