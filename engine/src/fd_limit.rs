@@ -27,6 +27,8 @@ pub fn raise_soft_limit(wanted: u64) -> std::io::Result<OpenFileLimit> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // `rlim_t` is u64 on Linux/glibc but not on every platform the libc crate serves.
+    #[allow(clippy::unnecessary_cast)]
     let (before, hard) = (lim.rlim_cur as u64, lim.rlim_max as u64);
     let target = wanted.min(hard);
     if before >= target {

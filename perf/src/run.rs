@@ -159,7 +159,7 @@ impl RunControl {
                 (bytes - last.1) as f64 / 1e6,
                 self.errors.load(Ordering::Relaxed)
             )?;
-            if second % 60 == 0 {
+            if second.is_multiple_of(60) {
                 let (p99, n) = self.take_window_p99(1);
                 writeln!(
                     out,
