@@ -18,34 +18,9 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// A queue as RocketMQ names it in admin bodies (`MessageQueue`). Orders by topic, then broker,
-/// then queue id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageQueue {
-    /// The broker holding the queue.
-    pub broker_name: String,
-    /// The queue id.
-    pub queue_id: i32,
-    /// The topic.
-    pub topic: String,
-}
-
-impl Ord for MessageQueue {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (&self.topic, &self.broker_name, self.queue_id).cmp(&(
-            &other.topic,
-            &other.broker_name,
-            other.queue_id,
-        ))
-    }
-}
-
-impl PartialOrd for MessageQueue {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
+/// A queue as RocketMQ names it in admin bodies (`MessageQueue`); the client's type, one shape for
+/// both sides. Orders by topic, then broker, then queue id.
+pub use tern_net::client::MessageQueue;
 
 /// One queue's offsets in a TopicStatsTable (`TopicOffset`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
