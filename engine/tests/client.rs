@@ -600,6 +600,11 @@ struct StubState {
     log: Vec<String>,
     /// Committed offsets per queue id.
     committed: BTreeMap<i32, i64>,
+    /// When set, the first heartbeat is answered and then the stub asks the client, over the
+    /// client's connection, each of these requests; the answers go to `probed`.
+    probes: Vec<RemotingCommand>,
+    /// (code, remark, body) of each probe's answer, in order.
+    probed: Vec<(i32, Option<String>, Vec<u8>)>,
 }
 
 struct StubHandler(std::sync::Arc<std::sync::Mutex<StubState>>);
@@ -703,9 +708,36 @@ impl tern_net::transport::RequestHandler for StubHandler {
     fn handle<'a>(
         &'a self,
         req: RemotingCommand,
-        _conn: &'a tern_net::transport::ConnectionInfo,
+        conn: &'a tern_net::transport::ConnectionInfo,
     ) -> tern_net::transport::HandlerFuture<'a> {
         Box::pin(async move {
+            if req.code == request::HEART_BEAT {
+                let probes = std::mem::take(&mut self.0.lock().unwrap().probes);
+                if !probes.is_empty() {
+                    let (outbound, state) = (conn.outbound(), std::sync::Arc::clone(&self.0));
+                    tern_runtime::spawn_local(async move {
+                        // Once the client pulls, its queues are assigned.
+                        while !state
+                            .lock()
+                            .unwrap()
+                            .log
+                            .iter()
+                            .any(|l| l.starts_with("pull"))
+                        {
+                            tern_runtime::sleep(Duration::from_millis(20)).await;
+                        }
+                        for probe in probes {
+                            let rsp = outbound
+                                .invoke(probe, Duration::from_secs(5))
+                                .await
+                                .unwrap();
+                            let answer = (rsp.code, rsp.remark.clone(), rsp.body.clone());
+                            state.lock().unwrap().probed.push(answer);
+                        }
+                    })
+                    .detach();
+                }
+            }
             let (rsp, hold) = self.answer(&req);
             if hold {
                 // A held long poll, shortened: nothing new will arrive.
@@ -883,4 +915,338 @@ fn rebalance_when_a_consumer_joins_and_leaves_loses_no_message() {
         b.shutdown().await;
     })
     .unwrap();
+}
+
+/// Asks the broker at `broker` to lock `queues` of `topic` for `client_id` in `group`; returns
+/// the queue ids it granted.
+async fn lock_as(
+    broker: &str,
+    group: &str,
+    client_id: &str,
+    topic: &str,
+    queues: &[i32],
+) -> Vec<i64> {
+    let mq_set: Vec<serde_json::Value> = queues
+        .iter()
+        .map(|q| serde_json::json!({"topic": topic, "brokerName": "broker-a", "queueId": q}))
+        .collect();
+    let body = serde_json::json!({
+        "consumerGroup": group,
+        "clientId": client_id,
+        "onlyThisBroker": true,
+        "mqSet": mq_set,
+    });
+    let c = RemotingClient::new(ClientConfig::default());
+    let rsp = c
+        .invoke(
+            broker,
+            RemotingCommand::request(request::LOCK_BATCH_MQ)
+                .with_body(body.to_string().into_bytes()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+    let granted: serde_json::Value = serde_json::from_slice(&rsp.body).unwrap();
+    granted["lockOKMQSet"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|q| q["queueId"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn orderly_consumer_on_the_real_broker_holds_the_locks_and_keeps_each_queue_in_order() {
+    use tern_net::client::OrderlyStatus;
+    let cluster = Cluster::start();
+    tern_runtime::block_on("client-orderly-real", async move {
+        cluster.create_topic("OrdReal").await;
+        let producer = cluster.producer("p_ord_real").start().await.unwrap();
+        let mut queue_of: BTreeMap<String, i32> = BTreeMap::new();
+        for step in 0..4 {
+            for order in 0..6 {
+                let id = format!("o{order}");
+                let msg = Message::new("OrdReal", format!("{id}:{step}"));
+                let r = producer
+                    .send_select(msg, &SelectByHash, id.as_str())
+                    .await
+                    .unwrap();
+                queue_of.insert(id, r.queue.queue_id);
+            }
+        }
+        producer.shutdown().await;
+        // (queue, body, reconsume times) in delivery order.
+        let seen: Rc<RefCell<Vec<(i32, String, i32)>>> = Rc::default();
+        let recorded = Rc::clone(&seen);
+        let consumer = cluster
+            .push("g_ord_real")
+            .suspend_current_queue_time(Duration::from_millis(100))
+            .subscribe("OrdReal", "*")
+            .register_message_listener_orderly(move |msgs| {
+                let m = &msgs[0];
+                let body = String::from_utf8_lossy(&m.body).into_owned();
+                recorded
+                    .borrow_mut()
+                    .push((m.queue_id, body.clone(), m.reconsume_times));
+                if body == "o0:1" && m.reconsume_times == 0 {
+                    OrderlyStatus::SuspendCurrentQueueAMoment
+                } else {
+                    OrderlyStatus::Success
+                }
+            })
+            .start()
+            .await
+            .unwrap();
+        wait_for("25 deliveries", || async { seen.borrow().len() >= 25 }).await;
+        // Per order: steps in order; the suspended step comes again before the next one.
+        let mut steps: BTreeMap<String, Vec<(u32, i32)>> = BTreeMap::new();
+        for (q, body, times) in seen.borrow().iter() {
+            let (id, step) = body.split_once(':').unwrap();
+            assert_eq!(queue_of[id], *q, "{body} on the wrong queue");
+            steps
+                .entry(id.to_string())
+                .or_default()
+                .push((step.parse().unwrap(), *times));
+        }
+        assert_eq!(steps.len(), 6);
+        for (id, s) in &steps {
+            let want: Vec<(u32, i32)> = if id == "o0" {
+                vec![(0, 0), (1, 0), (1, 1), (2, 0), (3, 0)]
+            } else {
+                (0..4).map(|i| (i, 0)).collect()
+            };
+            assert_eq!(*s, want, "{id}");
+        }
+        // The broker holds every queue for the consumer: another client is refused them, while
+        // the holder itself is granted them again.
+        let all: Vec<i32> = (0..QUEUES).collect();
+        let other = lock_as(
+            &cluster.broker,
+            "g_ord_real",
+            "127.0.0.9@intruder",
+            "OrdReal",
+            &all,
+        )
+        .await;
+        assert!(other.is_empty(), "an intruder got {other:?}");
+        let mut mine = lock_as(
+            &cluster.broker,
+            "g_ord_real",
+            consumer.client_id(),
+            "OrdReal",
+            &all,
+        )
+        .await;
+        mine.sort_unstable();
+        assert_eq!(mine, [0, 1, 2, 3]);
+        consumer.shutdown().await;
+        // Shutdown unlocks: now the other client gets them.
+        let mut after = lock_as(
+            &cluster.broker,
+            "g_ord_real",
+            "127.0.0.9@intruder",
+            "OrdReal",
+            &all,
+        )
+        .await;
+        after.sort_unstable();
+        assert_eq!(after, [0, 1, 2, 3], "the queues stay locked after shutdown");
+    })
+    .unwrap();
+}
+
+#[test]
+fn bodies_over_the_threshold_are_stored_zlib_and_read_back_inflated() {
+    use tern_net::header::PullMessageRequestHeader;
+    use tern_store::message::{sys_flag, StoredMessage};
+    let cluster = Cluster::start();
+    tern_runtime::block_on("client-compress", async move {
+        cluster.create_topic("Zip").await;
+        let big: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 7) as u8).collect();
+        let small = b"short body".to_vec();
+        let default = cluster.producer("p_zip").start().await.unwrap();
+        let off = cluster
+            .producer("p_zip_off")
+            .compress_msg_body_over_howmuch(usize::MAX)
+            .start()
+            .await
+            .unwrap();
+        let mut sent = Vec::new();
+        for (producer, body) in [(&default, &big), (&default, &small), (&off, &big)] {
+            let r = producer
+                .send(Message::new("Zip", body.clone()))
+                .await
+                .unwrap();
+            sent.push(r);
+        }
+        default.shutdown().await;
+        off.shutdown().await;
+        // What the broker stored, as any RocketMQ consumer receives it: (sys flag, stored body).
+        let raw = RemotingClient::new(ClientConfig::default());
+        let mut stored = Vec::new();
+        for r in &sent {
+            let header = PullMessageRequestHeader {
+                consumer_group: "g_zip_raw".into(),
+                topic: "Zip".into(),
+                queue_id: r.queue.queue_id,
+                queue_offset: r.queue_offset,
+                max_msg_nums: 1,
+                // FLAG_SUBSCRIPTION: the expression comes with the pull (no registered group).
+                sys_flag: 4,
+                subscription: Some("*".into()),
+                ..PullMessageRequestHeader::default()
+            };
+            let rsp = raw
+                .invoke(
+                    &cluster.broker,
+                    RemotingCommand::request(request::PULL_MESSAGE).with_header(&header),
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap();
+            assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+            let m = StoredMessage::decode(&rsp.body).unwrap();
+            stored.push((m.sys_flag, m.body.to_vec()));
+        }
+        let zlib = sys_flag::COMPRESSED | sys_flag::COMPRESSION_ZLIB_TYPE;
+        assert_eq!(
+            stored[0].0 & (sys_flag::COMPRESSED | sys_flag::COMPRESSION_TYPE_MASK),
+            zlib
+        );
+        assert!(
+            stored[0].1.len() < big.len() / 4,
+            "{} bytes stored",
+            stored[0].1.len()
+        );
+        assert_eq!(
+            (stored[1].0 & sys_flag::COMPRESSED, &stored[1].1),
+            (0, &small)
+        );
+        assert_eq!(
+            (stored[2].0 & sys_flag::COMPRESSED, &stored[2].1),
+            (0, &big)
+        );
+        // Tern's own consumers inflate it.
+        let pull = PullConsumer::builder("g_zip")
+            .namesrv_addr(&cluster.ns)
+            .start()
+            .await
+            .unwrap();
+        let got = pull
+            .pull(&sent[0].queue, "*", sent[0].queue_offset, 1)
+            .await
+            .unwrap();
+        assert_eq!(got.status, PullStatus::Found);
+        assert_eq!(got.messages[0].body, big);
+        assert_eq!(got.messages[0].sys_flag & sys_flag::COMPRESSED, 0);
+    })
+    .unwrap();
+}
+
+#[test]
+fn push_consumer_answers_running_info_and_consume_directly_over_its_connection() {
+    use std::sync::{Arc, Mutex};
+    use tern_net::transport::{RequestHandler, Server, ServerConfig};
+
+    let records = stub_records();
+    let for_direct = records[0][1].clone();
+    let ask = |code: i32, group: &str| {
+        RemotingCommand::request(code)
+            .with_ext("consumerGroup", group)
+            .with_ext("clientId", "whoever")
+            .with_ext("jstackEnable", "false")
+            .with_ext("msgId", "0A")
+            .with_ext("brokerName", "stub")
+    };
+    let state = Arc::new(Mutex::new(StubState {
+        records,
+        probes: vec![
+            ask(request::GET_CONSUMER_RUNNING_INFO, "g_probe"),
+            ask(request::CONSUME_MESSAGE_DIRECTLY, "g_probe").with_body(for_direct),
+            ask(request::GET_CONSUMER_RUNNING_INFO, "another_group"),
+        ],
+        ..StubState::default()
+    }));
+    let for_server = Arc::clone(&state);
+    let server = Server::start(
+        ServerConfig::new("127.0.0.1:0".parse().unwrap()),
+        move |_| Rc::new(StubHandler(Arc::clone(&for_server))) as Rc<dyn RequestHandler>,
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", server.local_addr().port());
+    state.lock().unwrap().addr = addr.clone();
+    let probed = Arc::clone(&state);
+    tern_runtime::block_on("client-probe", async move {
+        let seen: Rc<RefCell<Vec<(String, i64)>>> = Rc::default();
+        let recorded = Rc::clone(&seen);
+        let consumer = PushConsumer::builder("g_probe")
+            .namesrv_addr(&addr)
+            .consume_from_where(ConsumeFromWhere::FirstOffset)
+            .subscribe("Ord", "*")
+            .register_message_listener_concurrently(move |msgs| {
+                for m in msgs {
+                    let body = String::from_utf8_lossy(&m.body).into_owned();
+                    recorded.borrow_mut().push((body, m.queue_offset));
+                }
+                if msgs[0].body == b"q0-1" {
+                    ConsumeStatus::ReconsumeLater
+                } else {
+                    ConsumeStatus::ConsumeSuccess
+                }
+            })
+            .start()
+            .await
+            .unwrap();
+        wait_for("three answers", || async {
+            probed.lock().unwrap().probed.len() == 3
+        })
+        .await;
+        consumer.shutdown().await;
+    })
+    .unwrap();
+    server.stop().unwrap();
+    let st = state.lock().unwrap();
+    let (code, _, body) = &st.probed[0];
+    assert_eq!(*code, response::SUCCESS);
+    let text = String::from_utf8(body.clone()).unwrap();
+    // fastjson's object-keyed map: the queue object itself is the key.
+    assert!(
+        text.contains(r#"{"brokerName":"stub","queueId":0,"topic":"Ord"}:{"#),
+        "{text}"
+    );
+    assert!(
+        text.starts_with(r#"{"mqPopTable":{},"mqTable":{"#),
+        "{text}"
+    );
+    let props_at = text.find(r#""properties":"#).unwrap();
+    let tail: serde_json::Value =
+        serde_json::from_str(&format!("{{{}", &text[props_at..])).unwrap();
+    assert_eq!(tail["properties"]["consumerGroup"], "g_probe");
+    assert_eq!(tail["properties"]["PROP_CONSUMEORDERLY"], "false");
+    assert_eq!(tail["properties"]["PROP_CONSUME_TYPE"], "CONSUME_PASSIVELY");
+    assert_eq!(
+        tail["properties"]["PROP_NAMESERVER_ADDR"],
+        format!("{};", st.addr)
+    );
+    let topics: BTreeSet<&str> = tail["subscriptionSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["topic"].as_str())
+        .collect();
+    assert_eq!(topics, BTreeSet::from(["Ord", "%RETRY%g_probe"]));
+    assert!(tail["statusTable"]["Ord"].is_object(), "{text}");
+
+    let (code, _, body) = &st.probed[1];
+    assert_eq!(*code, response::SUCCESS);
+    let direct: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(direct["consumeResult"], "CR_LATER", "{direct}");
+    assert_eq!(direct["order"], false);
+    assert_eq!(direct["autoCommit"], true);
+
+    let (code, remark, _) = &st.probed[2];
+    assert_eq!(*code, response::SYSTEM_ERROR);
+    assert!(
+        remark.as_deref().unwrap_or("").contains("another_group"),
+        "{remark:?}"
+    );
 }
