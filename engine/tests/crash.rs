@@ -5,8 +5,9 @@
 //! commit consumer offsets, persisted every 20 ms: after each restart the broker must load its
 //! offsets file and report, per queue, an offset that was committed.
 //!
-//! `TERN_CRASH_ROUNDS` kills (default 3, for CI); `TERN_CRASH_SEED` fixes the kill moments.
-//! `scripts/crash.sh` runs 100 rounds on a release build.
+//! `TERN_CRASH_ROUNDS` kills (default 3, for CI); `TERN_CRASH_SEED` fixes the kill moments;
+//! `TERN_CRASH_BROKER` names the broker binary to kill (default: this profile's `tern-broker`).
+//! `scripts/crash.sh` runs 100 rounds against a release-built broker.
 
 mod support;
 
@@ -40,10 +41,16 @@ struct Acked {
     body: Vec<u8>,
 }
 
+/// The broker binary under test: `TERN_CRASH_BROKER`, or the one cargo built with this test.
+fn broker_binary() -> String {
+    std::env::var("TERN_CRASH_BROKER")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tern-broker").to_string())
+}
+
 fn start_broker(store: &Path, dir: &Path, round: usize) -> Server {
     let store = store.display().to_string();
     Server::spawn(
-        env!("CARGO_BIN_EXE_tern-broker"),
+        &broker_binary(),
         &[
             "-n",
             "127.0.0.1:1",
@@ -266,7 +273,10 @@ fn acknowledged_messages_survive_sigkill() {
                 .as_nanos() as u64
                 | 1
         });
-    eprintln!("TERN_CRASH_SEED={seed} TERN_CRASH_ROUNDS={rounds}");
+    eprintln!(
+        "TERN_CRASH_SEED={seed} TERN_CRASH_ROUNDS={rounds} broker={}",
+        broker_binary()
+    );
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
