@@ -4,6 +4,8 @@
 //! INVOKE_BROKER_TO_RESET_OFFSET, DELETE_SUBSCRIPTIONGROUP, GET_BROKER_RUNTIME_INFO (summed over
 //! cores) and UPDATE_BROKER_CONFIG (applied live and persisted).
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,19 +25,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const TOPIC: &str = "AdminT";
 
 fn broker_config(dir: &Path) -> BrokerConfig {
-    let mut c = BrokerConfig::default();
-    for (k, v) in [
-        ("storePathRootDir", dir.display().to_string()),
-        ("listenPort", "0".into()),
-        ("brokerIP1", "127.0.0.1".into()),
-        ("namesrvAddr", "127.0.0.1:1".into()),
-        ("mappedFileSizeCommitLog", (4 << 20).to_string()),
-        ("mappedFileSizeConsumeQueue", (20 * 1000).to_string()),
-        ("defaultTopicQueueNums", "4".into()),
-    ] {
-        c.set(k, &v).unwrap();
-    }
-    c
+    support::broker_config(dir, &[support::SMALL_CONSUME_QUEUE])
 }
 
 /// Invokes `cmd` and returns the response.
@@ -123,7 +113,7 @@ async fn runtime_info(c: &RemotingClient, addr: &str) -> KvTable {
 fn two_cores_answer_group_offset_and_config_admin() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(broker_config(dir.path()), 2).expect("start");
-    let addr = format!("127.0.0.1:{}", broker.local_addr().port());
+    let addr = support::loopback(broker.local_addr());
     // The topic's queues are spread over both cores.
     let owners: Vec<usize> = (0..4).map(|q| owner_core(TOPIC, q, 2)).collect();
     assert!(owners.contains(&0) && owners.contains(&1), "{owners:?}");

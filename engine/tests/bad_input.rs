@@ -11,8 +11,8 @@ use std::net::{Shutdown, SocketAddr};
 use std::path::Path;
 
 use support::{
-    connect, encode, pull, pull_header, raw_frame, read_frame, send, send_header, with_header,
-    Server,
+    connect, encode, namesrv_and_broker, pull, pull_header, raw_frame, read_frame, send,
+    send_header, with_header, Server,
 };
 use tern_net::code::{request, response};
 use tern_net::header::{
@@ -463,38 +463,11 @@ fn run_cases(
     failures
 }
 
+/// A nameserver and a broker registered with it (messages up to [`MAX_MESSAGE_SIZE`]), logging
+/// under `dir`.
 fn spawn_pair(dir: &Path) -> (Server, Server) {
-    let namesrv = Server::spawn(
-        env!("CARGO_BIN_EXE_tern-namesrv"),
-        &["--listen", "127.0.0.1:0"],
-        dir,
-        "namesrv",
-    );
-    let ns = format!("127.0.0.1:{}", namesrv.addr.port());
-    let store = dir.join("store").display().to_string();
     let max = format!("maxMessageSize={MAX_MESSAGE_SIZE}");
-    let broker = Server::spawn(
-        env!("CARGO_BIN_EXE_tern-broker"),
-        &[
-            "-n",
-            &ns,
-            "--listen-port",
-            "0",
-            "--broker-ip",
-            "127.0.0.1",
-            "--store-path-root-dir",
-            &store,
-            "--mapped-file-size-commit-log",
-            "4194304",
-            "--set",
-            &max,
-            "--set",
-            "defaultTopicQueueNums=4",
-        ],
-        dir,
-        "broker",
-    );
-    (namesrv, broker)
+    namesrv_and_broker(dir, &[&max, "defaultTopicQueueNums=4"])
 }
 
 fn send_good(addr: SocketAddr, body: &[u8]) {

@@ -2,10 +2,10 @@
 //! by Tern's own remoting client, and the real `tern-broker` and `tern-namesrv` binaries for
 //! registration, signals and restart.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tern_engine::broker::admin_body::{decode_consume_stats, decode_topic_stats, ConsumeStats};
@@ -14,64 +14,40 @@ use tern_engine::broker::{Broker, BrokerConfig};
 use tern_net::body::{ClusterInfo, TopicRouteData};
 use tern_net::code::{request, response};
 use tern_net::header::{
-    GetConsumeStatsRequestHeader, GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader,
-    GetTopicStatsInfoRequestHeader, PullMessageRequestHeader, PullMessageResponseHeader,
-    QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader, QueryMessageRequestHeader,
-    QueryMessageResponseHeader, SendMessageRequestHeader, SendMessageRequestHeaderV2,
-    SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader, ViewMessageRequestHeader,
+    GetConsumeStatsRequestHeader, GetTopicStatsInfoRequestHeader, PullMessageRequestHeader,
+    PullMessageResponseHeader, QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
+    QueryMessageRequestHeader, QueryMessageResponseHeader, SendMessageRequestHeader,
+    SendMessageRequestHeaderV2, SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader,
+    ViewMessageRequestHeader,
 };
 use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
 use tern_store::message::StoredMessage;
 use tern_store::message_id::MessageId;
 
+use support::{client, loopback, max_offset, BrokerArgs, SMALL_CONSUME_QUEUE};
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 const GROUP: &str = "test_cg";
 
+/// [`support::broker_config`] with small consume-queue files, 64 KiB messages and short delay
+/// levels: retries (level 3 + n) are due after a second.
 fn broker_config(dir: &Path) -> BrokerConfig {
-    let mut c = BrokerConfig::default();
-    c.set("storePathRootDir", &dir.display().to_string())
-        .unwrap();
-    c.set("listenPort", "0").unwrap();
-    c.set("brokerIP1", "127.0.0.1").unwrap();
-    // No nameserver: registration fails quietly in the background.
-    c.set("namesrvAddr", "127.0.0.1:1").unwrap();
-    c.set("mappedFileSizeCommitLog", &(4 << 20).to_string())
-        .unwrap();
-    c.set("mappedFileSizeConsumeQueue", &(20 * 1000).to_string())
-        .unwrap();
-    c.set("defaultTopicQueueNums", "4").unwrap();
-    c.set("maxMessageSize", "65536").unwrap();
-    // Short delay levels: retries (level 3 + n) are due after a second.
-    c.set("messageDelayLevel", "1s 1s 1s 1s").unwrap();
-    c
-}
-
-fn loopback(addr: SocketAddr) -> String {
-    format!("127.0.0.1:{}", addr.port())
-}
-
-fn client() -> RemotingClient {
-    RemotingClient::new(ClientConfig::default())
+    support::broker_config(
+        dir,
+        &[
+            SMALL_CONSUME_QUEUE,
+            ("maxMessageSize", "65536"),
+            ("messageDelayLevel", "1s 1s 1s 1s"),
+        ],
+    )
 }
 
 fn send_header(topic: &str, queue_id: i32, tags: &str, keys: &str) -> SendMessageRequestHeader {
+    let properties = format!("TAGS\u{1}{tags}\u{2}KEYS\u{1}{keys}\u{2}WAIT\u{1}true\u{2}");
     SendMessageRequestHeader {
         producer_group: "test_pg".into(),
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
-        default_topic_queue_nums: 4,
-        queue_id,
-        sys_flag: 0,
-        born_timestamp: 1_700_000_000_000,
-        flag: 0,
-        properties: Some(format!(
-            "TAGS\u{1}{tags}\u{2}KEYS\u{1}{keys}\u{2}WAIT\u{1}true\u{2}"
-        )),
-        reconsume_times: Some(0),
-        unit_mode: Some(false),
-        batch: Some(false),
-        ..SendMessageRequestHeader::default()
+        ..support::send_header(topic, queue_id, &properties)
     }
 }
 
@@ -117,17 +93,10 @@ fn pull_header(
 ) -> PullMessageRequestHeader {
     PullMessageRequestHeader {
         consumer_group: GROUP.into(),
-        topic: topic.into(),
-        queue_id: q,
-        queue_offset: offset,
-        max_msg_nums: 32,
         sys_flag: flags,
-        commit_offset: 0,
         suspend_timeout_millis: suspend_ms,
         subscription: Some(sub.into()),
-        sub_version: 0,
-        expression_type: Some("TAG".into()),
-        ..PullMessageRequestHeader::default()
+        ..support::pull_header(topic, q, offset)
     }
 }
 
@@ -164,26 +133,6 @@ fn records(body: &[u8]) -> Vec<(Vec<u8>, Option<String>, i64)> {
         rest = &rest[m.total_size..];
     }
     out
-}
-
-async fn max_offset(c: &RemotingClient, addr: &str, topic: &str, q: i32) -> i64 {
-    let h = GetMaxOffsetRequestHeader {
-        topic: topic.into(),
-        queue_id: q,
-        ..Default::default()
-    };
-    let rsp = c
-        .invoke(
-            addr,
-            RemotingCommand::request(request::GET_MAX_OFFSET).with_header(&h),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
-    assert_eq!(rsp.code, response::SUCCESS);
-    rsp.decode_header::<GetMaxOffsetResponseHeader>()
-        .unwrap()
-        .offset
 }
 
 async fn query_offset(c: &RemotingClient, addr: &str, topic: &str, q: i32) -> RemotingCommand {
@@ -650,44 +599,6 @@ fn two_cores_forward_sends_pulls_and_heartbeats() {
     broker.shutdown().expect("shutdown");
 }
 
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `bin` with `args` and returns it with the address from its "listening on" line.
-fn spawn_server(bin: &str, args: &[&str]) -> (Proc, SocketAddr) {
-    let mut child = Command::new(bin)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Proc(child), addr)
-}
-
-fn sigterm(p: &mut Proc) {
-    // SAFETY: kill on our own child's pid.
-    unsafe { libc::kill(p.0.id() as i32, libc::SIGTERM) };
-    let status = p.0.wait().unwrap();
-    assert!(status.success(), "exit status {status:?}");
-}
-
 #[test]
 fn binary_prints_config_from_file_and_flags() {
     let dir = tempfile::tempdir().unwrap();
@@ -728,30 +639,13 @@ fn binary_prints_config_from_file_and_flags() {
 #[test]
 fn binary_registers_serves_and_restarts_with_its_data() {
     let dir = tempfile::tempdir().unwrap();
-    let (_ns, ns_addr) = spawn_server(
-        env!("CARGO_BIN_EXE_tern-namesrv"),
-        &["--listen", "127.0.0.1:0"],
-    );
-    let ns = loopback(ns_addr);
-    let store = dir.path().display().to_string();
-    let args = [
-        "-n",
-        &ns,
-        "--listen-port",
-        "0",
-        "--broker-ip",
-        "127.0.0.1",
-        "--cores",
-        "2",
-        "--store-path-root-dir",
-        &store,
-        "--mapped-file-size-commit-log",
-        "4194304",
-        "--broker-name",
-        "broker-t",
-    ];
-    let (mut broker, addr) = spawn_server(env!("CARGO_BIN_EXE_tern-broker"), &args);
-    let addr = loopback(addr);
+    let namesrv = support::namesrv();
+    let ns = namesrv.loopback();
+    let args = BrokerArgs::new(&ns, dir.path())
+        .cores(2)
+        .flag("--broker-name", "broker-t");
+    let mut broker = args.start();
+    let addr = broker.loopback();
     let (ns2, addr2) = (ns.clone(), addr.clone());
     tern_runtime::block_on("bin1", async move {
         let c = client();
@@ -786,7 +680,7 @@ fn binary_registers_serves_and_restarts_with_its_data() {
         assert_eq!(info.broker_addr_table["broker-t"].broker_addrs[&0], addr2);
     })
     .unwrap();
-    sigterm(&mut broker);
+    broker.sigterm();
 
     // Unregistered at shutdown.
     let ns3 = ns.clone();
@@ -805,8 +699,8 @@ fn binary_registers_serves_and_restarts_with_its_data() {
     })
     .unwrap();
 
-    let (_broker, addr) = spawn_server(env!("CARGO_BIN_EXE_tern-broker"), &args);
-    let addr = loopback(addr);
+    let broker = args.start();
+    let addr = broker.loopback();
     tern_runtime::block_on("bin3", async move {
         let c = client();
         for q in 0..4 {

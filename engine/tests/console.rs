@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{connect, read_frame, send_header, with_header, Server};
+use support::{
+    connect, free_port, namesrv_and_broker, read_frame, send_header, with_header, Server,
+};
 use tern_engine::broker::admin_body::{decode_consume_stats, decode_topic_stats};
 use tern_net::body::ClusterInfo;
 use tern_net::code::{request, response};
@@ -57,14 +59,6 @@ fn require_tools() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn call(s: &mut TcpStream, frame: &[u8]) -> RemotingCommand {
     s.write_all(frame).unwrap();
     read_frame(s).expect("an answer")
@@ -94,38 +88,11 @@ fn wait_registered(namesrv: SocketAddr) -> ClusterInfo {
     }
 }
 
+/// A nameserver and a broker registered with it serving metrics and the console on
+/// `metrics_port`, logging under `dir`.
 fn spawn(dir: &Path, metrics_port: u16) -> (Server, Server) {
-    let namesrv = Server::spawn(
-        env!("CARGO_BIN_EXE_tern-namesrv"),
-        &["--listen", "127.0.0.1:0"],
-        dir,
-        "namesrv",
-    );
-    let ns = format!("127.0.0.1:{}", namesrv.addr.port());
-    let store = dir.join("store").display().to_string();
     let metrics = format!("metricsPort={metrics_port}");
-    let broker = Server::spawn(
-        env!("CARGO_BIN_EXE_tern-broker"),
-        &[
-            "-n",
-            &ns,
-            "--listen-port",
-            "0",
-            "--broker-ip",
-            "127.0.0.1",
-            "--store-path-root-dir",
-            &store,
-            "--mapped-file-size-commit-log",
-            "4194304",
-            "--set",
-            "defaultTopicQueueNums=4",
-            "--set",
-            &metrics,
-        ],
-        dir,
-        "broker",
-    );
-    (namesrv, broker)
+    namesrv_and_broker(dir, &["defaultTopicQueueNums=4", &metrics])
 }
 
 /// Produces [`PER_QUEUE`] messages (the first carries [`KEY`]) and commits [`COMMITTED`].

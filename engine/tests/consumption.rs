@@ -3,11 +3,13 @@
 //! pull refusal and expiry, broadcasting consumers, and redelivery of messages a dead consumer
 //! pulled but never committed.
 
+mod support;
+
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tern_engine::broker::{Broker, BrokerConfig};
+use tern_engine::broker::Broker;
 use tern_net::code::{request, response};
 use tern_net::header::{
     PullMessageRequestHeader, QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
@@ -22,21 +24,13 @@ use tern_store::message::StoredMessage;
 const TIMEOUT: Duration = Duration::from_secs(10);
 const TOPIC: &str = "OrderT";
 
+/// A two-core in-process broker on `dir` whose queue locks expire after `lock_ttl_ms`; returns
+/// it and its loopback address.
 fn start(dir: &Path, lock_ttl_ms: u64) -> (Broker, String) {
-    let mut c = BrokerConfig::default();
-    for (k, v) in [
-        ("storePathRootDir", dir.display().to_string()),
-        ("listenPort", "0".into()),
-        ("brokerIP1", "127.0.0.1".into()),
-        ("namesrvAddr", "127.0.0.1:1".into()),
-        ("mappedFileSizeCommitLog", (4 << 20).to_string()),
-        ("defaultTopicQueueNums", "4".into()),
-        ("rebalanceLockMaxLiveTime", lock_ttl_ms.to_string()),
-    ] {
-        c.set(k, &v).unwrap();
-    }
+    let ttl = lock_ttl_ms.to_string();
+    let c = support::broker_config(dir, &[("rebalanceLockMaxLiveTime", &ttl)]);
     let broker = Broker::start(c, 2).expect("start");
-    let addr = format!("127.0.0.1:{}", broker.local_addr().port());
+    let addr = support::loopback(broker.local_addr());
     (broker, addr)
 }
 
@@ -137,17 +131,7 @@ impl Consumer {
     async fn pull(&self, group: &str, q: i32, offset: i64) -> (i32, Vec<String>) {
         let h = PullMessageRequestHeader {
             consumer_group: group.into(),
-            topic: TOPIC.into(),
-            queue_id: q,
-            queue_offset: offset,
-            max_msg_nums: 32,
-            sys_flag: 4,
-            commit_offset: 0,
-            suspend_timeout_millis: 0,
-            subscription: Some("*".into()),
-            sub_version: 0,
-            expression_type: Some("TAG".into()),
-            ..PullMessageRequestHeader::default()
+            ..support::pull_header(TOPIC, q, offset)
         };
         let rsp = self
             .call(RemotingCommand::request(request::PULL_MESSAGE).with_header(&h))

@@ -26,7 +26,7 @@ use tern_net::header::{
 };
 use tern_store::message::StoredMessage;
 
-use support::{connect, pull, read_frame, send, with_header, Server};
+use support::{connect, pull, read_frame, send, with_header, BrokerArgs, Server};
 
 const TOPIC: &str = "Crash";
 const QUEUES: i32 = 4;
@@ -47,30 +47,17 @@ fn broker_binary() -> String {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tern-broker").to_string())
 }
 
+/// Starts the broker of round `round` on `store`, its stderr in `<dir>/broker-<round>.stderr`.
 fn start_broker(store: &Path, dir: &Path, round: usize) -> Server {
-    let store = store.display().to_string();
+    let args = BrokerArgs::new("127.0.0.1:1", store)
+        .cores(2)
+        .commit_log(1 << 20)
+        .set("flushDiskType=SYNC_FLUSH")
+        .set("flushConsumerOffsetInterval=20")
+        .set(format!("defaultTopicQueueNums={QUEUES}"));
     Server::spawn(
         &broker_binary(),
-        &[
-            "-n",
-            "127.0.0.1:1",
-            "--listen-port",
-            "0",
-            "--broker-ip",
-            "127.0.0.1",
-            "--cores",
-            "2",
-            "--store-path-root-dir",
-            &store,
-            "--mapped-file-size-commit-log",
-            "1048576",
-            "--set",
-            "flushDiskType=SYNC_FLUSH",
-            "--set",
-            "flushConsumerOffsetInterval=20",
-            "--set",
-            &format!("defaultTopicQueueNums={QUEUES}"),
-        ],
+        args.to_vec(),
         dir,
         &format!("broker-{round}"),
     )
@@ -302,8 +289,7 @@ fn acknowledged_messages_survive_sigkill() {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
-        broker.child.kill().unwrap();
-        broker.child.wait().unwrap();
+        broker.kill9();
         stop.store(true, Ordering::Relaxed);
         for p in producers {
             p.join().expect("producer");

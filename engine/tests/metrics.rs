@@ -1,6 +1,8 @@
 //! The broker's Prometheus endpoint over a real socket: after producing, pulling and committing
 //! through the remoting protocol, a scrape of `GET /metrics` shows the same numbers.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -15,36 +17,23 @@ use tern_net::header::{
 use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
 
+use support::free_port;
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 const TOPIC: &str = "Metered";
 const GROUP: &str = "metrics_cg";
 
-/// A port free a moment ago (the broker binds it on all interfaces).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn config(dir: &Path, metrics_port: u16) -> BrokerConfig {
-    let mut c = BrokerConfig::default();
-    for (k, v) in [
-        ("storePathRootDir", dir.display().to_string()),
-        ("listenPort", "0".into()),
-        ("brokerIP1", "127.0.0.1".into()),
-        ("namesrvAddr", "127.0.0.1:1".into()),
-        ("mappedFileSizeCommitLog", (4 << 20).to_string()),
-        ("mappedFileSizeConsumeQueue", (20 * 1000).to_string()),
-        ("defaultTopicQueueNums", "4".into()),
-        ("metricsPort", metrics_port.to_string()),
-        // Every acknowledged send waits for a flush round, so the flush counters are exact.
-        ("flushDiskType", "SYNC_FLUSH".into()),
-    ] {
-        c.set(k, &v).unwrap();
-    }
-    c
+    let metrics_port = metrics_port.to_string();
+    support::broker_config(
+        dir,
+        &[
+            support::SMALL_CONSUME_QUEUE,
+            ("metricsPort", &metrics_port),
+            // Every acknowledged send waits for a flush round, so the flush counters are exact.
+            ("flushDiskType", "SYNC_FLUSH"),
+        ],
+    )
 }
 
 fn send_cmd(body: &[u8]) -> RemotingCommand {
@@ -117,7 +106,7 @@ fn scrape_reports_produce_pull_latency_lag_and_connections() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(config(dir.path(), free_port()), 2).expect("start");
     let metrics = broker.metrics_addr().expect("metrics endpoint");
-    let addr = format!("127.0.0.1:{}", broker.local_addr().port());
+    let addr = support::loopback(broker.local_addr());
     let bodies: Vec<Vec<u8>> = (0..5).map(|i| vec![b'x'; 100 + i]).collect();
     let body_bytes: usize = bodies.iter().map(Vec::len).sum();
     let pulled = tern_runtime::block_on("client", async move {

@@ -1,9 +1,11 @@
 //! The nameserver over real loopback sockets: registration and route lookups through the Tern
 //! client, expiry, removal on connection close, bad input, and the real `tern-namesrv` binary.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream as StdStream};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream as StdStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tern_engine::namesrv::{Namesrv, NamesrvConfig};
@@ -11,10 +13,11 @@ use tern_net::body::{
     self, ClusterInfo, KvTable, RegisterBrokerBody, TopicConfig, TopicList, TopicRouteData,
 };
 use tern_net::code::{request, response};
-use tern_net::frame;
 use tern_net::header::{GetRouteInfoRequestHeader, RegisterBrokerRequestHeader};
 use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
+
+use support::{connect, encode, read_frame, Server, NAMESRV};
 
 const T: Duration = Duration::from_secs(5);
 const BROKER_ADDR: &str = "127.0.0.1:10911";
@@ -213,26 +216,8 @@ fn closing_the_broker_connection_removes_its_routes() {
     namesrv.stop().unwrap();
 }
 
-fn read_frame(s: &mut StdStream) -> Option<RemotingCommand> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).ok()?;
-    let mut rest = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut rest).ok()?;
-    let mut whole = len.to_vec();
-    whole.extend(rest);
-    Some(frame::decode(&whole).unwrap())
-}
-
 fn send(s: &mut StdStream, cmd: &RemotingCommand) {
-    let mut out = Vec::new();
-    frame::encode(cmd, &mut out);
-    s.write_all(&out).unwrap();
-}
-
-fn connect(addr: SocketAddr) -> StdStream {
-    let s = StdStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(T)).unwrap();
-    s
+    s.write_all(&encode(cmd)).unwrap();
 }
 
 #[test]
@@ -296,18 +281,12 @@ fn the_binary_serves_and_stops_on_sigterm() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tern-namesrv"))
-        .args(["--listen", "127.0.0.1:0", "-c"])
-        .arg(&props)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    // The default log level: the registration is logged at info.
+    let mut cmd = Command::new(NAMESRV);
+    cmd.args(["--listen", "127.0.0.1:0", "-c"]).arg(&props);
+    let mut namesrv = Server::with_command(cmd, dir.path().join("namesrv.stderr"));
+    let addr = namesrv.addr.to_string();
+    let line = &namesrv.banner;
     assert!(line.starts_with("tern-namesrv listening on "), "{line}");
 
     let kv_file = dir.path().join("kv.json");
@@ -337,17 +316,8 @@ fn the_binary_serves_and_stops_on_sigterm() {
         .unwrap()
         .contains("\"k\": \"v\""));
 
-    // SAFETY: signalling our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    namesrv.sigterm();
+    let logs = namesrv.log();
     assert!(
         logs.contains("noSuchKey"),
         "unknown key not reported: {logs}"

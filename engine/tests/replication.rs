@@ -3,102 +3,44 @@
 //! restarted during load catches up, a slave refuses sends, and the disk guard refuses and then
 //! resumes writes.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tern_net::body::TopicRouteData;
 use tern_net::code::{request, response};
 use tern_net::header::{
-    GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, PullMessageRequestHeader,
-    PullMessageResponseHeader, SendMessageRequestHeader, SendMessageResponseHeader,
+    PullMessageRequestHeader, PullMessageResponseHeader, SendMessageRequestHeader,
+    SendMessageResponseHeader,
 };
-use tern_net::transport::{ClientConfig, RemotingClient};
+use tern_net::transport::RemotingClient;
 use tern_net::RemotingCommand;
 use tern_store::message::StoredMessage;
+
+use support::{client, free_port, pull_header, split_records, BrokerArgs, Server, BROKER};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const TOPIC: &str = "Replicated";
 const QUEUES: i32 = 4;
 
-/// A child process killed (SIGKILL) on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn sigterm(&mut self) {
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let status = self.0.wait().expect("wait");
-        assert!(status.success(), "exit status {status:?}");
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `bin` with `args`; returns it with the address of its "listening on" line.
-fn spawn_server(bin: &str, args: &[String]) -> (Proc, String) {
-    spawn_logged(bin, args, None)
-}
-
-/// [`spawn_server`] with the process's log (stderr) written to `log` when given.
-fn spawn_logged(bin: &str, args: &[String], log: Option<&Path>) -> (Proc, String) {
-    let stderr = match log {
-        Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
-        None => Stdio::inherit(),
-    };
-    let mut child = Command::new(bin)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("line");
-    let addr: SocketAddr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Proc(child), format!("127.0.0.1:{}", addr.port()))
-}
-
-fn namesrv() -> (Proc, String) {
-    spawn_server(
-        env!("CARGO_BIN_EXE_tern-namesrv"),
-        &["--listen".into(), "127.0.0.1:0".into()],
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+/// A nameserver and its loopback address.
+fn namesrv() -> (Server, String) {
+    let namesrv = support::namesrv();
+    let addr = namesrv.loopback();
+    (namesrv, addr)
 }
 
 /// A broker of `broker-ha` with 2 cores and short replication timings.
-fn broker(ns: &str, dir: &Path, port: u16, role: &str, extra: &[&str]) -> (Proc, String) {
-    spawn_server(
-        env!("CARGO_BIN_EXE_tern-broker"),
-        &broker_args(ns, dir, port, role, extra, 2),
-    )
+fn broker(ns: &str, dir: &Path, port: u16, role: &str, extra: &[&str]) -> (Server, String) {
+    let broker = broker_args(ns, dir, port, role, extra, 2).start();
+    let addr = broker.loopback();
+    (broker, addr)
 }
 
+/// The arguments of a `broker-ha` broker in `role` (id 1 for a SLAVE, else 0) on `port`, with
+/// 1 MiB commit-log files, [`QUEUES`] queues per topic, short replication timings, then `extra`
+/// settings.
 fn broker_args(
     ns: &str,
     dir: &Path,
@@ -106,57 +48,28 @@ fn broker_args(
     role: &str,
     extra: &[&str],
     cores: usize,
-) -> Vec<String> {
+) -> BrokerArgs {
     let id = if role == "SLAVE" { "1" } else { "0" };
-    let mut args: Vec<String> = [
-        "-n",
-        ns,
-        "--listen-port",
-        &port.to_string(),
-        "--broker-ip",
-        "127.0.0.1",
-        "--cores",
-        &cores.to_string(),
-        "--broker-name",
-        "broker-ha",
-        "--broker-id",
-        id,
-        "--store-path-root-dir",
-        &dir.display().to_string(),
-        "--mapped-file-size-commit-log",
-        "1048576",
-        "--default-topic-queue-nums",
-        &QUEUES.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for kv in [
-        format!("brokerRole={role}"),
-        "haSendHeartbeatInterval=500".into(),
-        "registerNameServerPeriod=300".into(),
-        "slaveSyncConfigInterval=200".into(),
-        "syncFlushTimeout=3000".into(),
-    ]
-    .into_iter()
-    .chain(extra.iter().map(|s| s.to_string()))
-    {
-        args.push("--set".into());
-        args.push(kv);
-    }
-    args
+    let args = BrokerArgs::new(ns, dir)
+        .port(port)
+        .cores(cores)
+        .commit_log(1 << 20)
+        .flag("--broker-name", "broker-ha")
+        .flag("--broker-id", id)
+        .flag("--default-topic-queue-nums", QUEUES)
+        .set(format!("brokerRole={role}"))
+        .set("haSendHeartbeatInterval=500")
+        .set("registerNameServerPeriod=300")
+        .set("slaveSyncConfigInterval=200")
+        .set("syncFlushTimeout=3000");
+    extra.iter().fold(args, |a, kv| a.set(kv))
 }
 
 fn send_header(queue_id: i32) -> SendMessageRequestHeader {
     SendMessageRequestHeader {
         producer_group: "ha_pg".into(),
-        topic: TOPIC.into(),
-        default_topic: "TBW102".into(),
         default_topic_queue_nums: QUEUES,
-        queue_id,
-        born_timestamp: 1_700_000_000_000,
-        properties: Some("TAGS\u{1}T\u{2}WAIT\u{1}true\u{2}".into()),
-        ..SendMessageRequestHeader::default()
+        ..support::send_header(TOPIC, queue_id, "TAGS\u{1}T\u{2}WAIT\u{1}true\u{2}")
     }
 }
 
@@ -173,14 +86,7 @@ async fn records(c: &RemotingClient, addr: &str, queue_id: i32) -> Result<Vec<Ve
     loop {
         let h = PullMessageRequestHeader {
             consumer_group: "ha_cg".into(),
-            topic: TOPIC.into(),
-            queue_id,
-            queue_offset: out.len() as i64,
-            max_msg_nums: 32,
-            sys_flag: 4, // subscription in the header
-            subscription: Some("*".into()),
-            expression_type: Some("TAG".into()),
-            ..PullMessageRequestHeader::default()
+            ..pull_header(TOPIC, queue_id, out.len() as i64)
         };
         let cmd = RemotingCommand::request(request::PULL_MESSAGE).with_header(&h);
         let rsp = c.invoke(addr, cmd, TIMEOUT).await.expect("pull");
@@ -191,38 +97,23 @@ async fn records(c: &RemotingClient, addr: &str, queue_id: i32) -> Result<Vec<Ve
             return Err(rsp.code);
         }
         let _: PullMessageResponseHeader = rsp.decode_header().expect("pull header");
-        let mut rest = &rsp.body[..];
-        while !rest.is_empty() {
-            let m = StoredMessage::decode(rest).expect("record");
-            out.push(rest[..m.total_size].to_vec());
-            rest = &rest[m.total_size..];
-        }
+        out.extend(split_records(&rsp.body));
     }
 }
 
+/// The max offset of queue `queue_id` of [`TOPIC`]; -1 when the broker has none.
 async fn max_offset(c: &RemotingClient, addr: &str, queue_id: i32) -> i64 {
-    let h = GetMaxOffsetRequestHeader {
-        topic: TOPIC.into(),
-        queue_id,
-        ..Default::default()
-    };
-    let cmd = RemotingCommand::request(request::GET_MAX_OFFSET).with_header(&h);
-    let rsp = c.invoke(addr, cmd, TIMEOUT).await.expect("max offset");
-    rsp.decode_header::<GetMaxOffsetResponseHeader>()
-        .map_or(-1, |h| h.offset)
+    support::try_max_offset(c, addr, TOPIC, queue_id)
+        .await
+        .unwrap_or(-1)
 }
 
 /// `suggestWhichBrokerId` of a pull of queue `queue_id` from offset 0.
 async fn suggested_broker(c: &RemotingClient, addr: &str, queue_id: i32) -> i64 {
     let h = PullMessageRequestHeader {
         consumer_group: "ha_cg".into(),
-        topic: TOPIC.into(),
-        queue_id,
         max_msg_nums: 1,
-        sys_flag: 4,
-        subscription: Some("*".into()),
-        expression_type: Some("TAG".into()),
-        ..PullMessageRequestHeader::default()
+        ..pull_header(TOPIC, queue_id, 0)
     };
     let cmd = RemotingCommand::request(request::PULL_MESSAGE).with_header(&h);
     let rsp = c.invoke(addr, cmd, TIMEOUT).await.expect("pull");
@@ -247,12 +138,9 @@ async fn route_ids(c: &RemotingClient, ns: &str) -> Vec<i64> {
         .collect()
 }
 
-async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tern_runtime::sleep(Duration::from_millis(20)).await;
-    }
+/// Polls `cond` every 20 ms until it holds; panics after [`TIMEOUT`].
+async fn wait_for(what: &str, cond: impl AsyncFnMut() -> bool) {
+    support::wait_for(what, TIMEOUT, cond).await;
 }
 
 fn body(i: usize) -> Vec<u8> {
@@ -270,7 +158,7 @@ fn sync_master_acks_survive_kill_9_and_the_slave_serves_them() {
     let (mut slave, s_addr) = broker(&ns, s_dir.path(), s_port, "SLAVE", &[]);
     let s_path = s_dir.path().to_path_buf();
     tern_runtime::block_on("sync-master", async move {
-        let c = RemotingClient::new(ClientConfig::default());
+        let c = client();
         // Until the slave replicates, a SYNC_MASTER stores but answers SLAVE_NOT_AVAILABLE.
         wait_for("the slave to confirm a send", async || {
             let rsp = send(&c, &m_addr, 0, b"warm-up").await;
@@ -331,7 +219,7 @@ fn sync_master_acks_survive_kill_9_and_the_slave_serves_them() {
         slave.sigterm();
         let promoted_ha = format!("haListenPort={}", free_port());
         let (_promoted, p_addr) = broker(&ns, &s_path, s_port, "ASYNC_MASTER", &[&promoted_ha]);
-        let c = RemotingClient::new(ClientConfig::default());
+        let c = client();
         let rsp = send(&c, &p_addr, 1, b"after failover").await;
         assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
         let h: SendMessageResponseHeader = rsp.decode_header().expect("send header");
@@ -359,7 +247,7 @@ fn async_slave_restarted_during_load_catches_up() {
     let mut slave = Some(slave);
     let s_dir_path = s_dir.path().to_path_buf();
     tern_runtime::block_on("async-master", async move {
-        let c = RemotingClient::new(ClientConfig::default());
+        let c = client();
         for i in 0..400usize {
             if i == 100 {
                 if let Some(mut s) = slave.take() {
@@ -416,7 +304,7 @@ fn disk_guard_refuses_writes_when_full_and_resumes() {
         ],
     );
     tern_runtime::block_on("disk-guard", async move {
-        let c = RemotingClient::new(ClientConfig::default());
+        let c = client();
         for q in 0..QUEUES {
             assert_eq!(send(&c, &addr, q, b"before").await.code, response::SUCCESS);
         }
@@ -459,9 +347,10 @@ fn a_slave_with_another_core_count_is_refused() {
         &[],
         1,
     );
-    let (_slave, s_addr) = spawn_logged(env!("CARGO_BIN_EXE_tern-broker"), &args, Some(&log));
+    let slave = Server::with_command(support::command(BROKER, args.to_vec()), log.clone());
+    let s_addr = slave.loopback();
     tern_runtime::block_on("core-mismatch", async move {
-        let c = RemotingClient::new(ClientConfig::default());
+        let c = client();
         for q in 0..QUEUES {
             assert_eq!(send(&c, &m_addr, q, b"m").await.code, response::SUCCESS);
         }
@@ -498,7 +387,7 @@ fn the_slave_copies_the_delay_offsets_and_delivers_nothing_itself() {
     let (_slave, s_addr) = broker(&ns, s_dir.path(), free_port(), "SLAVE", &[levels]);
     let (m_path, s_path) = (m_dir.path().to_path_buf(), s_dir.path().to_path_buf());
     tern_runtime::block_on("delay-offsets", async move {
-        let c = RemotingClient::new(ClientConfig::default());
+        let c = client();
         let mut h = send_header(1);
         h.properties = Some("TAGS\u{1}T\u{2}DELAY\u{1}1\u{2}".into());
         let cmd = RemotingCommand::request(request::SEND_MESSAGE)

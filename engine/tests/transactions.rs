@@ -2,18 +2,17 @@
 //! client playing a transactional producer: half messages, END_TRANSACTION, checks back to the
 //! producer, the check-max topic, and all of it across SIGTERM and kill -9 restarts.
 
+mod support;
+
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tern_net::code::{request, response};
 use tern_net::header::{
-    CheckTransactionStateRequestHeader, EndTransactionRequestHeader, GetMaxOffsetRequestHeader,
-    GetMaxOffsetResponseHeader, PullMessageRequestHeader, SendMessageRequestHeader,
-    SendMessageRequestHeaderV2, SendMessageResponseHeader,
+    CheckTransactionStateRequestHeader, EndTransactionRequestHeader, PullMessageRequestHeader,
+    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
 };
 use tern_net::transport::{
     ClientConfig, ConnectionInfo, HandlerFuture, RemotingClient, RequestHandler,
@@ -22,73 +21,22 @@ use tern_net::RemotingCommand;
 use tern_store::message::{sys_flag, StoredMessage};
 use tern_store::message_id::MessageId;
 
+use support::{max_offset, pull_header, send_header, split_records, BrokerArgs, Server};
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 const PRODUCER_GROUP: &str = "txn_pg";
 const COMMIT: i32 = sys_flag::TRANSACTION_COMMIT_TYPE;
 const ROLLBACK: i32 = sys_flag::TRANSACTION_ROLLBACK_TYPE;
 
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `tern-broker` (2 cores) on `dir` with extra `--set` entries; returns it and its address.
-fn start_broker(dir: &Path, settings: &[&str]) -> (Proc, String) {
-    let store = dir.display().to_string();
-    let mut args = vec![
-        "-n",
-        "127.0.0.1:1",
-        "--listen-port",
-        "0",
-        "--broker-ip",
-        "127.0.0.1",
-        "--cores",
-        "2",
-        "--store-path-root-dir",
-        &store,
-        "--mapped-file-size-commit-log",
-        "4194304",
-        "--set",
-        "flushConsumerOffsetInterval=100",
-    ];
-    for s in settings {
-        args.push("--set");
-        args.push(s);
-    }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tern-broker"))
-        .args(&args)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Proc(child), format!("127.0.0.1:{}", addr.port()))
-}
-
-fn sigterm(p: &mut Proc) {
-    // SAFETY: kill on our own child's pid.
-    unsafe { libc::kill(p.0.id() as i32, libc::SIGTERM) };
-    let status = p.0.wait().unwrap();
-    assert!(status.success(), "exit status {status:?}");
-}
-
-fn kill9(p: &mut Proc) {
-    p.0.kill().unwrap();
-    p.0.wait().unwrap();
+/// Starts `tern-broker` (2 cores, no nameserver, consumer offsets flushed every 100 ms) on `dir`
+/// with extra `--set` entries; returns it and its address.
+fn start_broker(dir: &Path, settings: &[&str]) -> (Server, String) {
+    let args = BrokerArgs::new("127.0.0.1:1", dir)
+        .cores(2)
+        .set("flushConsumerOffsetInterval=100");
+    let broker = settings.iter().fold(args, |a, s| a.set(s)).start();
+    let addr = broker.loopback();
+    (broker, addr)
 }
 
 /// CHECK_TRANSACTION_STATE requests the producer received: (header, stored record).
@@ -153,21 +101,15 @@ impl Producer {
         uniq: &str,
         extra: &str,
     ) -> SendMessageResponseHeader {
+        let properties = format!(
+            "KEYS\u{1}k-{uniq}\u{2}TAGS\u{1}TagT\u{2}TRAN_MSG\u{1}true\u{2}\
+             PGROUP\u{1}{PRODUCER_GROUP}\u{2}UNIQ_KEY\u{1}{uniq}\u{2}WAIT\u{1}true\u{2}{extra}"
+        );
         let header = SendMessageRequestHeader {
             producer_group: PRODUCER_GROUP.into(),
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            default_topic_queue_nums: 4,
-            queue_id: queue,
             sys_flag: sys_flag::TRANSACTION_PREPARED_TYPE,
             born_timestamp: now_ms(),
-            flag: 0,
-            properties: Some(format!(
-                "KEYS\u{1}k-{uniq}\u{2}TAGS\u{1}TagT\u{2}TRAN_MSG\u{1}true\u{2}\
-                 PGROUP\u{1}{PRODUCER_GROUP}\u{2}UNIQ_KEY\u{1}{uniq}\u{2}WAIT\u{1}true\u{2}{extra}"
-            )),
-            reconsume_times: Some(0),
-            ..SendMessageRequestHeader::default()
+            ..send_header(topic, queue, &properties)
         };
         let cmd = RemotingCommand::request(request::SEND_MESSAGE_V2)
             .with_header(&SendMessageRequestHeaderV2::from(header))
@@ -269,41 +211,11 @@ async fn wait_for<T>(what: &str, probe: impl Fn() -> Option<T>) -> T {
     }
 }
 
-async fn max_offset(c: &RemotingClient, addr: &str, topic: &str, q: i32) -> i64 {
-    let h = GetMaxOffsetRequestHeader {
-        topic: topic.into(),
-        queue_id: q,
-        ..Default::default()
-    };
-    let rsp = c
-        .invoke(
-            addr,
-            RemotingCommand::request(request::GET_MAX_OFFSET).with_header(&h),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
-    assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
-    rsp.decode_header::<GetMaxOffsetResponseHeader>()
-        .unwrap()
-        .offset
-}
-
 /// The stored records of `(topic, q)` from offset 0 (empty when none), pulled by group `group`.
 async fn pull_all(c: &RemotingClient, addr: &str, topic: &str, q: i32) -> Vec<Vec<u8>> {
     let h = PullMessageRequestHeader {
         consumer_group: "txn_cg".into(),
-        topic: topic.into(),
-        queue_id: q,
-        queue_offset: 0,
-        max_msg_nums: 32,
-        sys_flag: 4,
-        commit_offset: 0,
-        suspend_timeout_millis: 0,
-        subscription: Some("*".into()),
-        sub_version: 0,
-        expression_type: Some("TAG".into()),
-        ..PullMessageRequestHeader::default()
+        ..pull_header(topic, q, 0)
     };
     let cmd = RemotingCommand::request(request::PULL_MESSAGE).with_header(&h);
     let rsp = c.invoke(addr, cmd, TIMEOUT).await.unwrap();
@@ -311,14 +223,7 @@ async fn pull_all(c: &RemotingClient, addr: &str, topic: &str, q: i32) -> Vec<Ve
         assert_eq!(rsp.code, response::PULL_NOT_FOUND, "{:?}", rsp.remark);
         return Vec::new();
     }
-    let mut out = Vec::new();
-    let mut rest = &rsp.body[..];
-    while !rest.is_empty() {
-        let m = StoredMessage::decode(rest).unwrap();
-        out.push(rest[..m.total_size].to_vec());
-        rest = &rest[m.total_size..];
-    }
-    out
+    split_records(&rsp.body)
 }
 
 /// (queue id, half queue offset) of a send result.
@@ -456,7 +361,7 @@ fn resolutions_and_checks_survive_sigterm_and_kill_9() {
         assert_eq!(p.end("TxnR", &r, ROLLBACK).await, response::SUCCESS);
     })
     .unwrap();
-    sigterm(&mut broker);
+    broker.sigterm();
 
     // After a clean restart only the open transaction is checked.
     let (mut broker, addr) = start_broker(dir.path(), &checking);
@@ -475,7 +380,7 @@ fn resolutions_and_checks_survive_sigterm_and_kill_9() {
         p.answer_check("TxnR", "TXLATE1", ROLLBACK).await;
     })
     .unwrap();
-    kill9(&mut broker);
+    broker.kill9();
 
     // After a crash nothing resolved is checked or committed again; new halves still work.
     let (_broker, addr) = start_broker(dir.path(), &checking);
