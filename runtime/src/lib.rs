@@ -11,11 +11,13 @@
 //! small. When registration fails anyway glommio falls back to unregistered buffers, which still works.
 
 pub mod mesh;
+mod wait_list;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use glommio::Task;
+pub use wait_list::{WaitList, WaitUntil};
 
 /// Bytes of registered I/O memory requested per executor (glommio's minimum is 512 KiB).
 pub const IO_MEMORY_PER_EXECUTOR: usize = 512 * 1024;

@@ -27,8 +27,6 @@ use std::task::{Poll, Waker};
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::{GlommioError, ResourceType};
 
-/// Longest a delivered batch can wait unnoticed when glommio loses the receiver's wakeup.
-const LOST_WAKEUP_BACKSTOP: std::time::Duration = std::time::Duration::from_millis(2);
 /// How often a flusher re-tries a full channel.
 const FULL_CHANNEL_RETRY: std::time::Duration = std::time::Duration::from_micros(200);
 
@@ -145,16 +143,11 @@ impl<T: Send + 'static> MeshPort<T> {
         for (from, rx) in receivers.streams() {
             let deliver = Rc::clone(&deliver);
             crate::spawn_local(async move {
-                loop {
-                    // glommio 0.9's shared channel can lose a wakeup (the receiver registers its
-                    // waker after an empty pop; a push in between may go unnoticed), so the wait
-                    // is re-polled every LOST_WAKEUP_BACKSTOP: a lost wakeup costs at most that
-                    // much latency instead of stalling the source until its next message.
-                    let batch = match crate::timeout(LOST_WAKEUP_BACKSTOP, rx.recv()).await {
-                        Some(Some(batch)) => batch,
-                        Some(None) => break,
-                        None => continue,
-                    };
+                // One `recv` future per batch, polled only when glommio wakes it. Not re-polled on
+                // a timer: glommio's receiver adds a waker for every pending poll and releases
+                // them only as messages arrive, so each timed re-poll of an idle channel leaks
+                // one, and at 32,767 the task's waker count overflows and glommio panics.
+                while let Some(batch) = rx.recv().await {
                     for msg in batch {
                         deliver(from, msg);
                     }

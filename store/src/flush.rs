@@ -15,10 +15,10 @@
 //!   checks;
 //! * the log shuts down (a final round).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::commit_log::LogShared;
@@ -69,35 +69,23 @@ impl FlushStats {
 }
 
 /// A broadcast wake-up: every future created by [`Notify::notified`] before a
-/// [`Notify::notify_all`] completes.
+/// [`Notify::notify_all`] completes. A future dropped before that (a flusher's interval timeout)
+/// leaves no waker behind ([`tern_runtime::WaitList`]).
 #[derive(Default)]
 pub(crate) struct Notify {
     epoch: Cell<u64>,
-    wakers: RefCell<Vec<Waker>>,
+    waiters: tern_runtime::WaitList,
 }
 
 impl Notify {
     pub(crate) fn notify_all(&self) {
         self.epoch.set(self.epoch.get().wrapping_add(1));
-        let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
-        for w in wakers {
-            w.wake();
-        }
+        self.waiters.wake_all();
     }
 
     pub(crate) async fn notified(&self) {
         let epoch = self.epoch.get();
-        poll_fn(|cx| {
-            if self.epoch.get() != epoch {
-                return Poll::Ready(());
-            }
-            let mut wakers = self.wakers.borrow_mut();
-            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                wakers.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-        .await
+        self.waiters.wait_until(|| self.epoch.get() != epoch).await
     }
 }
 

@@ -8,6 +8,8 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
+use tern_runtime::WaitList;
+
 /// A value delivered once from one task to another.
 pub struct Slot<T> {
     value: RefCell<Option<T>>,
@@ -49,37 +51,28 @@ impl<T> Slot<T> {
 #[derive(Default)]
 pub struct Latch {
     open: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: WaitList,
 }
 
 impl Latch {
     /// Opens the latch and wakes every waiter.
     pub fn open(&self) {
         self.open.set(true);
-        for w in self.waiters.borrow_mut().drain(..) {
-            w.wake();
-        }
+        self.waiters.wake_all();
     }
 
     /// Waits until the latch is open.
     pub async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.open.get() {
-                Poll::Ready(())
-            } else {
-                self.waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
+        self.waiters.wait_until(|| self.open.get()).await
     }
 }
 
-/// A counter that waiters watch for change.
+/// A counter that waiters watch for change. A waiter dropped before the change (a timed-out long
+/// poll) leaves nothing behind: see [`WaitList`].
 #[derive(Default)]
 pub struct Signal {
     generation: Cell<u64>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: WaitList,
 }
 
 impl Signal {
@@ -91,22 +84,20 @@ impl Signal {
     /// Advances the generation and wakes every waiter.
     pub fn fire(&self) {
         self.generation.set(self.generation.get() + 1);
-        for w in self.waiters.borrow_mut().drain(..) {
-            w.wake();
-        }
+        self.waiters.wake_all();
     }
 
     /// Waits until the generation differs from `seen`.
     pub async fn changed_since(&self, seen: u64) {
-        poll_fn(|cx| {
-            if self.generation.get() != seen {
-                Poll::Ready(())
-            } else {
-                self.waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
+        self.waiters
+            .wait_until(|| self.generation.get() != seen)
+            .await
+    }
+
+    /// Waiters registered now (at most one per waiting future).
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.waiters.len()
     }
 }
 
@@ -182,6 +173,21 @@ mod tests {
             l.open();
             slot.put(7);
             assert_eq!(t.await, 7);
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn long_polls_that_time_out_leave_no_waiter_behind() {
+        tern_runtime::block_on("sync-timeouts", async {
+            let s = Signal::default();
+            let seen = s.generation();
+            for _ in 0..1_000 {
+                let r =
+                    tern_runtime::timeout(Duration::from_micros(1), s.changed_since(seen)).await;
+                assert!(r.is_none());
+            }
+            assert_eq!(s.waiting(), 0);
         })
         .unwrap();
     }
