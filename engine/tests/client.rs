@@ -6,97 +6,53 @@
 //! uses short client intervals, so assignments and retry routes settle within a second or two.
 //! Waits poll observable state (assigned queues, received messages) with a deadline.
 
+mod support;
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tern_net::client::{
-    ConsumeFromWhere, ConsumeStatus, Message, MessageModel, Producer, PullConsumer, PullStatus,
-    PushConsumer, PushConsumerBuilder, SelectByHash, SendStatus,
+    ConsumeFromWhere, ConsumeStatus, Message, MessageModel, OrderlyStatus, Producer, PullConsumer,
+    PullStatus, PushConsumer, PushConsumerBuilder, SelectByHash, SendStatus,
 };
 use tern_net::code::{request, response};
 use tern_net::header::CreateTopicRequestHeader;
 use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
 
+use support::{BrokerArgs, Server};
+
 const DEADLINE: Duration = Duration::from_secs(20);
 const QUEUES: i32 = 4;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A nameserver and a broker, killed on drop.
 struct Cluster {
-    _ns: Proc,
-    _broker: Proc,
+    _ns: Server,
+    _broker: Server,
     _dir: tempfile::TempDir,
     ns: String,
     broker: String,
 }
 
-fn spawn_server(bin: &str, args: &[&str]) -> (Proc, SocketAddr) {
-    let mut child = Command::new(bin)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read");
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Proc(child), addr)
-}
-
 /// Starts a one-core broker named `name` storing under `dir`, registered with `ns` every 300 ms.
-fn spawn_broker(ns: &str, name: &str, dir: &std::path::Path) -> (Proc, String) {
-    let store = dir.join(name).display().to_string();
-    let args = [
-        "-n",
-        ns,
-        "--listen-port",
-        "0",
-        "--broker-ip",
-        "127.0.0.1",
-        "--broker-name",
-        name,
-        "--cores",
-        "1",
-        "--store-path-root-dir",
-        &store,
-        "--mapped-file-size-commit-log",
-        "4194304",
-        "--set",
-        "registerNameServerPeriod=300",
-    ];
-    let (proc, addr) = spawn_server(env!("CARGO_BIN_EXE_tern-broker"), &args);
-    (proc, format!("127.0.0.1:{}", addr.port()))
+fn spawn_broker(ns: &str, name: &str, dir: &std::path::Path) -> (Server, String) {
+    let broker = BrokerArgs::new(ns, &dir.join(name))
+        .cores(1)
+        .flag("--broker-name", name)
+        .set("registerNameServerPeriod=300")
+        .start();
+    let addr = broker.loopback();
+    (broker, addr)
 }
 
 impl Cluster {
     fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let (ns_proc, ns_addr) = spawn_server(
-            env!("CARGO_BIN_EXE_tern-namesrv"),
-            &["--listen", "127.0.0.1:0"],
-        );
-        let ns = format!("127.0.0.1:{}", ns_addr.port());
+        let ns_proc = support::namesrv();
+        let ns = ns_proc.loopback();
         let (broker_proc, broker) = spawn_broker(&ns, "broker-a", dir.path());
         Cluster {
             _ns: ns_proc,
@@ -115,11 +71,7 @@ impl Cluster {
 
     /// Waits until the nameserver routes `queues` readable queues of `topic`.
     async fn wait_route(&self, topic: &str, queues: usize) {
-        let probe = PullConsumer::builder("route_probe")
-            .namesrv_addr(&self.ns)
-            .start()
-            .await
-            .unwrap();
+        let probe = self.pull_consumer("route_probe").await;
         wait_for("topic route", || async {
             probe
                 .fetch_subscribe_message_queues(topic)
@@ -127,6 +79,15 @@ impl Cluster {
                 .is_ok_and(|q| q.len() == queues)
         })
         .await;
+    }
+
+    /// A started pull consumer of `group` on this cluster's nameserver.
+    async fn pull_consumer(&self, group: &str) -> PullConsumer {
+        PullConsumer::builder(group)
+            .namesrv_addr(&self.ns)
+            .start()
+            .await
+            .unwrap()
     }
 
     fn producer(&self, group: &str) -> tern_net::client::ProducerBuilder {
@@ -171,15 +132,31 @@ async fn create_topic_on(broker: &str, topic: &str) {
 }
 
 /// Polls `cond` every 20 ms until it holds; panics after [`DEADLINE`].
-async fn wait_for<F, Fut>(what: &str, cond: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tern_runtime::sleep(Duration::from_millis(20)).await;
+async fn wait_for(what: &str, cond: impl AsyncFnMut() -> bool) {
+    support::wait_for(what, DEADLINE, cond).await;
+}
+
+/// What an orderly listener saw: (queue id, body, reconsume times), in delivery order.
+type SeenInOrder = Rc<RefCell<Vec<(i32, String, i32)>>>;
+
+/// An orderly listener recording into `seen` that suspends the queue once, the first time it
+/// gets `suspend_once` (reconsume times 0), and succeeds otherwise.
+fn orderly_recorder(
+    seen: &SeenInOrder,
+    suspend_once: &'static str,
+) -> impl Fn(&[tern_net::client::MessageExt]) -> OrderlyStatus {
+    let recorded = Rc::clone(seen);
+    move |msgs| {
+        let m = &msgs[0];
+        let body = String::from_utf8_lossy(&m.body).into_owned();
+        recorded
+            .borrow_mut()
+            .push((m.queue_id, body.clone(), m.reconsume_times));
+        if body == suspend_once && m.reconsume_times == 0 {
+            OrderlyStatus::SuspendCurrentQueueAMoment
+        } else {
+            OrderlyStatus::Success
+        }
     }
 }
 
@@ -432,6 +409,34 @@ fn reconsume_later_redelivers_with_reconsume_times_incremented() {
     .unwrap();
 }
 
+/// Sends steps `0..steps` of six orders `<prefix>0` .. `<prefix>5` to `topic`, step by step:
+/// message `<id>:<step>` (keyed `<id>` when `keyed`) on the queue [`SelectByHash`] picks for the
+/// id. Returns (id, queue id) of every send, in order.
+async fn send_orders(
+    producer: &Producer,
+    topic: &str,
+    prefix: &str,
+    steps: u32,
+    keyed: bool,
+) -> Vec<(String, i32)> {
+    let mut sent = Vec::new();
+    for step in 0..steps {
+        for order in 0..6 {
+            let id = format!("{prefix}{order}");
+            let mut msg = Message::new(topic, format!("{id}:{step}"));
+            if keyed {
+                msg = msg.with_keys([id.as_str()]);
+            }
+            let r = producer
+                .send_select(msg, &SelectByHash, id.as_str())
+                .await
+                .unwrap();
+            sent.push((id, r.queue.queue_id));
+        }
+    }
+    sent
+}
+
 #[test]
 fn ordered_sends_keep_each_order_on_one_queue_in_order() {
     let cluster = Cluster::start();
@@ -439,27 +444,12 @@ fn ordered_sends_keep_each_order_on_one_queue_in_order() {
         cluster.create_topic("Orders").await;
         let producer = cluster.producer("p_order").start().await.unwrap();
         let mut queue_of: BTreeMap<String, i32> = BTreeMap::new();
-        for step in 0..5 {
-            for order in 0..6 {
-                let id = format!("order-{order}");
-                let msg = Message::new("Orders", format!("{id}:{step}")).with_keys([id.as_str()]);
-                let r = producer
-                    .send_select(msg, &SelectByHash, id.as_str())
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    *queue_of.entry(id).or_insert(r.queue.queue_id),
-                    r.queue.queue_id
-                );
-            }
+        for (id, queue) in send_orders(&producer, "Orders", "order-", 5, true).await {
+            assert_eq!(*queue_of.entry(id).or_insert(queue), queue);
         }
         producer.shutdown().await;
         // Read every queue back: each order's steps are on its queue, in order.
-        let pull = PullConsumer::builder("g_order")
-            .namesrv_addr(&cluster.ns)
-            .start()
-            .await
-            .unwrap();
+        let pull = cluster.pull_consumer("g_order").await;
         let mut steps: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         for mq in pull.fetch_subscribe_message_queues("Orders").await.unwrap() {
             let r = pull.pull(&mq, "*", 0, 64).await.unwrap();
@@ -494,11 +484,7 @@ fn pull_consumer_pulls_commits_and_a_new_consumer_resumes() {
                 .await
                 .unwrap();
         }
-        let first = PullConsumer::builder("g_pull")
-            .namesrv_addr(&cluster.ns)
-            .start()
-            .await
-            .unwrap();
+        let first = cluster.pull_consumer("g_pull").await;
         let queues = first.fetch_subscribe_message_queues("Pull").await.unwrap();
         assert_eq!(queues.len(), QUEUES as usize);
         let mut total = 0;
@@ -525,11 +511,7 @@ fn pull_consumer_pulls_commits_and_a_new_consumer_resumes() {
                 .await
                 .unwrap();
         }
-        let second = PullConsumer::builder("g_pull")
-            .namesrv_addr(&cluster.ns)
-            .start()
-            .await
-            .unwrap();
+        let second = cluster.pull_consumer("g_pull").await;
         let mut resumed = Vec::new();
         for mq in &second.fetch_subscribe_message_queues("Pull").await.unwrap() {
             let offset = second.fetch_consume_offset(mq, true).await.unwrap();
@@ -748,6 +730,23 @@ impl tern_net::transport::RequestHandler for StubHandler {
     }
 }
 
+/// Serves [`StubHandler`] over `state` on an ephemeral loopback port, whose address it records
+/// in `state` (the stub's route names it); returns the server and that address.
+fn start_stub(
+    state: &std::sync::Arc<std::sync::Mutex<StubState>>,
+) -> (tern_net::transport::Server, String) {
+    use tern_net::transport::{RequestHandler, Server, ServerConfig};
+    let for_server = std::sync::Arc::clone(state);
+    let server = Server::start(
+        ServerConfig::new("127.0.0.1:0".parse().unwrap()),
+        move |_| Rc::new(StubHandler(std::sync::Arc::clone(&for_server))) as Rc<dyn RequestHandler>,
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", server.local_addr().port());
+    state.lock().unwrap().addr = addr.clone();
+    (server, addr)
+}
+
 /// Stored records `q<queue>-<i>` for queues 0 and 1, five each.
 fn stub_records() -> Vec<Vec<Vec<u8>>> {
     use tern_store::message::MessageDraft;
@@ -784,41 +783,20 @@ fn stub_records() -> Vec<Vec<Vec<u8>>> {
 #[test]
 fn orderly_listener_locks_queues_and_consumes_each_in_order() {
     use std::sync::{Arc, Mutex};
-    use tern_net::client::OrderlyStatus;
-    use tern_net::transport::{RequestHandler, Server, ServerConfig};
 
     let state = Arc::new(Mutex::new(StubState {
         records: stub_records(),
         ..StubState::default()
     }));
-    let for_server = Arc::clone(&state);
-    let server = Server::start(
-        ServerConfig::new("127.0.0.1:0".parse().unwrap()),
-        move |_| Rc::new(StubHandler(Arc::clone(&for_server))) as Rc<dyn RequestHandler>,
-    )
-    .unwrap();
-    let addr = format!("127.0.0.1:{}", server.local_addr().port());
-    state.lock().unwrap().addr = addr.clone();
+    let (server, addr) = start_stub(&state);
     tern_runtime::block_on("client-orderly", async move {
-        let seen: Rc<RefCell<Vec<(i32, String, i32)>>> = Rc::default();
-        let recorded = Rc::clone(&seen);
+        let seen: SeenInOrder = Rc::default();
         let consumer = PushConsumer::builder("g_orderly")
             .namesrv_addr(&addr)
             .consume_from_where(ConsumeFromWhere::FirstOffset)
             .suspend_current_queue_time(Duration::from_millis(100))
             .subscribe("Ord", "*")
-            .register_message_listener_orderly(move |msgs| {
-                let m = &msgs[0];
-                let body = String::from_utf8_lossy(&m.body).into_owned();
-                recorded
-                    .borrow_mut()
-                    .push((m.queue_id, body.clone(), m.reconsume_times));
-                if body == "q0-2" && m.reconsume_times == 0 {
-                    OrderlyStatus::SuspendCurrentQueueAMoment
-                } else {
-                    OrderlyStatus::Success
-                }
-            })
+            .register_message_listener_orderly(orderly_recorder(&seen, "q0-2"))
             .start()
             .await
             .unwrap();
@@ -917,17 +895,11 @@ fn rebalance_when_a_consumer_joins_and_leaves_loses_no_message() {
     .unwrap();
 }
 
-/// Asks the broker at `broker` to lock `queues` of `topic` for `client_id` in `group`; returns
-/// the queue ids it granted.
-async fn lock_as(
-    broker: &str,
-    group: &str,
-    client_id: &str,
-    topic: &str,
-    queues: &[i32],
-) -> Vec<i64> {
-    let mq_set: Vec<serde_json::Value> = queues
-        .iter()
+/// Asks the broker at `broker` to lock every queue of `OrdReal` for `client_id` in `g_ord_real`;
+/// returns the queue ids it granted, sorted.
+async fn lock_all_as(broker: &str, client_id: &str) -> Vec<i64> {
+    let (group, topic) = ("g_ord_real", "OrdReal");
+    let mq_set: Vec<serde_json::Value> = (0..QUEUES)
         .map(|q| serde_json::json!({"topic": topic, "brokerName": "broker-a", "queueId": q}))
         .collect();
     let body = serde_json::json!({
@@ -948,51 +920,32 @@ async fn lock_as(
         .unwrap();
     assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
     let granted: serde_json::Value = serde_json::from_slice(&rsp.body).unwrap();
-    granted["lockOKMQSet"]
+    let mut ids: Vec<i64> = granted["lockOKMQSet"]
         .as_array()
         .map(|a| a.iter().filter_map(|q| q["queueId"].as_i64()).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
 }
 
 #[test]
 fn orderly_consumer_on_the_real_broker_holds_the_locks_and_keeps_each_queue_in_order() {
-    use tern_net::client::OrderlyStatus;
     let cluster = Cluster::start();
     tern_runtime::block_on("client-orderly-real", async move {
         cluster.create_topic("OrdReal").await;
         let producer = cluster.producer("p_ord_real").start().await.unwrap();
-        let mut queue_of: BTreeMap<String, i32> = BTreeMap::new();
-        for step in 0..4 {
-            for order in 0..6 {
-                let id = format!("o{order}");
-                let msg = Message::new("OrdReal", format!("{id}:{step}"));
-                let r = producer
-                    .send_select(msg, &SelectByHash, id.as_str())
-                    .await
-                    .unwrap();
-                queue_of.insert(id, r.queue.queue_id);
-            }
-        }
+        let queue_of: BTreeMap<String, i32> = send_orders(&producer, "OrdReal", "o", 4, false)
+            .await
+            .into_iter()
+            .collect();
         producer.shutdown().await;
         // (queue, body, reconsume times) in delivery order.
-        let seen: Rc<RefCell<Vec<(i32, String, i32)>>> = Rc::default();
-        let recorded = Rc::clone(&seen);
+        let seen: SeenInOrder = Rc::default();
         let consumer = cluster
             .push("g_ord_real")
             .suspend_current_queue_time(Duration::from_millis(100))
             .subscribe("OrdReal", "*")
-            .register_message_listener_orderly(move |msgs| {
-                let m = &msgs[0];
-                let body = String::from_utf8_lossy(&m.body).into_owned();
-                recorded
-                    .borrow_mut()
-                    .push((m.queue_id, body.clone(), m.reconsume_times));
-                if body == "o0:1" && m.reconsume_times == 0 {
-                    OrderlyStatus::SuspendCurrentQueueAMoment
-                } else {
-                    OrderlyStatus::Success
-                }
-            })
+            .register_message_listener_orderly(orderly_recorder(&seen, "o0:1"))
             .start()
             .await
             .unwrap();
@@ -1018,37 +971,13 @@ fn orderly_consumer_on_the_real_broker_holds_the_locks_and_keeps_each_queue_in_o
         }
         // The broker holds every queue for the consumer: another client is refused them, while
         // the holder itself is granted them again.
-        let all: Vec<i32> = (0..QUEUES).collect();
-        let other = lock_as(
-            &cluster.broker,
-            "g_ord_real",
-            "127.0.0.9@intruder",
-            "OrdReal",
-            &all,
-        )
-        .await;
+        let other = lock_all_as(&cluster.broker, "127.0.0.9@intruder").await;
         assert!(other.is_empty(), "an intruder got {other:?}");
-        let mut mine = lock_as(
-            &cluster.broker,
-            "g_ord_real",
-            consumer.client_id(),
-            "OrdReal",
-            &all,
-        )
-        .await;
-        mine.sort_unstable();
+        let mine = lock_all_as(&cluster.broker, consumer.client_id()).await;
         assert_eq!(mine, [0, 1, 2, 3]);
         consumer.shutdown().await;
         // Shutdown unlocks: now the other client gets them.
-        let mut after = lock_as(
-            &cluster.broker,
-            "g_ord_real",
-            "127.0.0.9@intruder",
-            "OrdReal",
-            &all,
-        )
-        .await;
-        after.sort_unstable();
+        let after = lock_all_as(&cluster.broker, "127.0.0.9@intruder").await;
         assert_eq!(after, [0, 1, 2, 3], "the queues stay locked after shutdown");
     })
     .unwrap();
@@ -1126,11 +1055,7 @@ fn bodies_over_the_threshold_are_stored_zlib_and_read_back_inflated() {
             (0, &big)
         );
         // Tern's own consumers inflate it.
-        let pull = PullConsumer::builder("g_zip")
-            .namesrv_addr(&cluster.ns)
-            .start()
-            .await
-            .unwrap();
+        let pull = cluster.pull_consumer("g_zip").await;
         let got = pull
             .pull(&sent[0].queue, "*", sent[0].queue_offset, 1)
             .await
@@ -1145,7 +1070,6 @@ fn bodies_over_the_threshold_are_stored_zlib_and_read_back_inflated() {
 #[test]
 fn push_consumer_answers_running_info_and_consume_directly_over_its_connection() {
     use std::sync::{Arc, Mutex};
-    use tern_net::transport::{RequestHandler, Server, ServerConfig};
 
     let records = stub_records();
     let for_direct = records[0][1].clone();
@@ -1166,14 +1090,7 @@ fn push_consumer_answers_running_info_and_consume_directly_over_its_connection()
         ],
         ..StubState::default()
     }));
-    let for_server = Arc::clone(&state);
-    let server = Server::start(
-        ServerConfig::new("127.0.0.1:0".parse().unwrap()),
-        move |_| Rc::new(StubHandler(Arc::clone(&for_server))) as Rc<dyn RequestHandler>,
-    )
-    .unwrap();
-    let addr = format!("127.0.0.1:{}", server.local_addr().port());
-    state.lock().unwrap().addr = addr.clone();
+    let (server, addr) = start_stub(&state);
     let probed = Arc::clone(&state);
     tern_runtime::block_on("client-probe", async move {
         let seen: Rc<RefCell<Vec<(String, i64)>>> = Rc::default();

@@ -2,20 +2,22 @@
 //! levels): delay-level messages, consumer retries with their growing delay and the DLQ, timed
 //! messages, and pending schedules across SIGTERM and kill -9 restarts.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod support;
+
+use std::future::Future;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tern_net::code::{request, response};
 use tern_net::header::{
-    ConsumerSendMsgBackRequestHeader, GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader,
-    PullMessageRequestHeader, SendMessageRequestHeader, SendMessageResponseHeader,
+    ConsumerSendMsgBackRequestHeader, PullMessageRequestHeader, SendMessageRequestHeader,
+    SendMessageResponseHeader,
 };
-use tern_net::transport::{ClientConfig, RemotingClient};
+use tern_net::transport::RemotingClient;
 use tern_net::RemotingCommand;
 use tern_store::message::StoredMessage;
+
+use support::{client, pull_header, send_header, split_records, BrokerArgs, Server};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Levels 1–5 of these tests (level 3 + n for retries: 1 s, then 2 s).
@@ -23,60 +25,26 @@ const LEVELS: &str = "messageDelayLevel=1s 2s 1s 2s 3s";
 /// Allowed lateness: 100 ms on an idle broker, plus slack for a busy 2-core CI machine.
 const LATE: i64 = 900;
 
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts `tern-broker` (2 cores, no nameserver, [`LEVELS`]) on `store`; returns it and its
+/// address.
+fn spawn_broker(store: &Path) -> (Server, String) {
+    let broker = BrokerArgs::new("127.0.0.1:1", store)
+        .cores(2)
+        .set(LEVELS)
+        .start();
+    let addr = broker.loopback();
+    (broker, addr)
 }
 
-fn spawn_broker(store: &Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tern-broker"))
-        .args([
-            "-n",
-            "127.0.0.1:1",
-            "--listen-port",
-            "0",
-            "--broker-ip",
-            "127.0.0.1",
-            "--cores",
-            "2",
-            "--store-path-root-dir",
-            store.to_str().unwrap(),
-            "--mapped-file-size-commit-log",
-            "4194304",
-            "--set",
-            LEVELS,
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Proc(child), format!("127.0.0.1:{}", addr.port()))
-}
-
-fn sigterm(p: &mut Proc) {
-    // SAFETY: kill on our own child's pid.
-    unsafe { libc::kill(p.0.id() as i32, libc::SIGTERM) };
-    assert!(p.0.wait().unwrap().success());
-}
-
-fn kill9(p: &mut Proc) {
-    let _ = p.0.kill();
-    let _ = p.0.wait();
+/// Runs `f` with a new client and `addr` on a runtime of its own named `name`; returns when `f`
+/// has, and panics when it panics.
+fn drive<F: Future<Output = ()>>(
+    name: &str,
+    addr: &str,
+    f: impl FnOnce(RemotingClient, String) -> F,
+) {
+    let addr = addr.to_string();
+    tern_runtime::block_on(name, async move { f(client(), addr).await }).unwrap();
 }
 
 fn now_ms() -> i64 {
@@ -93,37 +61,38 @@ fn props(pairs: &[(&str, &str)]) -> String {
         .collect()
 }
 
+/// SEND_MESSAGE of `body` with properties `pairs` to `(topic, queue_id)`; the response.
 async fn send(
     c: &RemotingClient,
     addr: &str,
     topic: &str,
     queue_id: i32,
-    properties: String,
+    pairs: &[(&str, &str)],
     body: &[u8],
 ) -> RemotingCommand {
-    send_with(c, addr, topic, queue_id, properties, body, |_| {}).await
+    send_with(c, addr, topic, queue_id, pairs, body, |_| {}).await
 }
 
+/// A SEND_MESSAGE header of group `pg` born now.
+fn header(topic: &str, queue_id: i32, properties: &str) -> SendMessageRequestHeader {
+    SendMessageRequestHeader {
+        producer_group: "pg".into(),
+        born_timestamp: now_ms(),
+        ..send_header(topic, queue_id, properties)
+    }
+}
+
+/// [`send`] with the header changed by `edit` first.
 async fn send_with(
     c: &RemotingClient,
     addr: &str,
     topic: &str,
     queue_id: i32,
-    properties: String,
+    pairs: &[(&str, &str)],
     body: &[u8],
     edit: impl FnOnce(&mut SendMessageRequestHeader),
 ) -> RemotingCommand {
-    let mut h = SendMessageRequestHeader {
-        producer_group: "pg".into(),
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
-        default_topic_queue_nums: 4,
-        queue_id,
-        born_timestamp: now_ms(),
-        properties: Some(properties),
-        reconsume_times: Some(0),
-        ..SendMessageRequestHeader::default()
-    };
+    let mut h = header(topic, queue_id, &props(pairs));
     edit(&mut h);
     let cmd = RemotingCommand::request(request::SEND_MESSAGE)
         .with_header(&h)
@@ -131,15 +100,16 @@ async fn send_with(
     c.invoke(addr, cmd, TIMEOUT).await.expect("send")
 }
 
+/// [`send`]; asserts SUCCESS and returns the response header.
 async fn send_ok(
     c: &RemotingClient,
     addr: &str,
     topic: &str,
     queue_id: i32,
-    properties: String,
+    pairs: &[(&str, &str)],
     body: &[u8],
 ) -> SendMessageResponseHeader {
-    let rsp = send(c, addr, topic, queue_id, properties, body).await;
+    let rsp = send(c, addr, topic, queue_id, pairs, body).await;
     assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
     rsp.decode_header().unwrap()
 }
@@ -155,29 +125,16 @@ async fn pull(
 ) -> Vec<Vec<u8>> {
     let h = PullMessageRequestHeader {
         consumer_group: "cg".into(),
-        topic: topic.into(),
-        queue_id,
-        queue_offset: offset,
-        max_msg_nums: 32,
         sys_flag: if wait.is_zero() { 4 } else { 4 | 2 },
         suspend_timeout_millis: wait.as_millis() as i64,
-        subscription: Some("*".into()),
-        expression_type: Some("TAG".into()),
-        ..PullMessageRequestHeader::default()
+        ..pull_header(topic, queue_id, offset)
     };
     let cmd = RemotingCommand::request(request::PULL_MESSAGE).with_header(&h);
     let rsp = c.invoke(addr, cmd, TIMEOUT + wait).await.expect("pull");
     if rsp.code != response::SUCCESS {
         return Vec::new();
     }
-    let mut out = Vec::new();
-    let mut rest = &rsp.body[..];
-    while !rest.is_empty() {
-        let m = StoredMessage::decode(rest).expect("record");
-        out.push(rest[..m.total_size].to_vec());
-        rest = &rest[m.total_size..];
-    }
-    out
+    split_records(&rsp.body)
 }
 
 /// Waits (long polling) for the record at `offset`; returns it and when it arrived.
@@ -201,20 +158,11 @@ async fn await_record(
     }
 }
 
+/// The max offset of `(topic, queue_id)`; 0 when the broker has none (no such queue yet).
 async fn max_offset(c: &RemotingClient, addr: &str, topic: &str, queue_id: i32) -> i64 {
-    let h = GetMaxOffsetRequestHeader {
-        topic: topic.into(),
-        queue_id,
-        ..Default::default()
-    };
-    let cmd = RemotingCommand::request(request::GET_MAX_OFFSET).with_header(&h);
-    let rsp = c.invoke(addr, cmd, TIMEOUT).await.unwrap();
-    rsp.decode_header::<GetMaxOffsetResponseHeader>()
-        .map_or(0, |h| h.offset)
-}
-
-fn client() -> RemotingClient {
-    RemotingClient::new(ClientConfig::default())
+    support::try_max_offset(c, addr, topic, queue_id)
+        .await
+        .unwrap_or(0)
 }
 
 /// Asserts `arrived - stored` is within `[due, due + LATE]`.
@@ -251,15 +199,14 @@ fn wait_progress(store: &Path, level: i32, offset: i64) {
 fn delay_level_message_is_held_until_due_then_delivered_intact() {
     let dir = tempfile::tempdir().unwrap();
     let (mut broker, addr) = spawn_broker(dir.path());
-    tern_runtime::block_on("delay", async move {
-        let c = client();
+    drive("delay", &addr, |c, addr| async move {
         let sent = now_ms();
         let rsp = send_ok(
             &c,
             &addr,
             "Delayed",
             1,
-            props(&[("TAGS", "TagD"), ("KEYS", "kd"), ("DELAY", "2")]),
+            &[("TAGS", "TagD"), ("KEYS", "kd"), ("DELAY", "2")],
             b"later",
         )
         .await;
@@ -279,17 +226,16 @@ fn delay_level_message_is_held_until_due_then_delivered_intact() {
         assert_eq!(m.property("REAL_TOPIC"), Some("Delayed"));
         // A level above the table is capped at the highest (3 s); level 0 is not delayed.
         let sent = now_ms();
-        send_ok(&c, &addr, "Delayed", 2, props(&[("DELAY", "99")]), b"cap").await;
-        send_ok(&c, &addr, "Delayed", 3, props(&[("DELAY", "0")]), b"now").await;
+        send_ok(&c, &addr, "Delayed", 2, &[("DELAY", "99")], b"cap").await;
+        send_ok(&c, &addr, "Delayed", 3, &[("DELAY", "0")], b"now").await;
         assert_eq!(
             pull(&c, &addr, "Delayed", 3, 0, Duration::ZERO).await.len(),
             1
         );
         let (_, arrived) = await_record(&c, &addr, "Delayed", 2, 0).await;
         assert_on_time("capped level", sent, arrived, 3000);
-    })
-    .unwrap();
-    sigterm(&mut broker);
+    });
+    broker.sigterm();
     let file = std::fs::read_to_string(dir.path().join("config/delayOffset.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&file).unwrap();
     assert_eq!(v["offsetTable"]["2"], 1, "{file}");
@@ -316,9 +262,8 @@ async fn send_back(c: &RemotingClient, addr: &str, rec: &[u8], group: &str, max:
 fn send_back_retries_at_level_3_plus_n_then_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, addr) = spawn_broker(dir.path());
-    tern_runtime::block_on("retry", async move {
-        let c = client();
-        send_ok(&c, &addr, "Work", 0, props(&[("KEYS", "kw")]), b"job").await;
+    drive("retry", &addr, |c, addr| async move {
+        send_ok(&c, &addr, "Work", 0, &[("KEYS", "kw")], b"job").await;
         let first = pull(&c, &addr, "Work", 0, 0, Duration::ZERO)
             .await
             .remove(0);
@@ -353,7 +298,7 @@ fn send_back_retries_at_level_3_plus_n_then_dead_letters() {
 
         // A producer's send to a retry topic past the limit goes to the DLQ too (4.x clients
         // send back through their producer when CONSUMER_SEND_MSG_BACK fails).
-        let rsp = send_with(&c, &addr, "%RETRY%g2", 0, props(&[]), b"late", |h| {
+        let rsp = send_with(&c, &addr, "%RETRY%g2", 0, &[], b"late", |h| {
             h.reconsume_times = Some(3);
             h.max_reconsume_times = Some(2);
         })
@@ -362,7 +307,7 @@ fn send_back_retries_at_level_3_plus_n_then_dead_letters() {
         let dead = pull(&c, &addr, "%DLQ%g2", 0, 0, Duration::ZERO).await;
         assert_eq!(StoredMessage::decode(&dead[0]).unwrap().body, b"late");
         // Within the limit it is a retry like any other.
-        let rsp = send_with(&c, &addr, "%RETRY%g2", 0, props(&[]), b"ok", |h| {
+        let rsp = send_with(&c, &addr, "%RETRY%g2", 0, &[], b"ok", |h| {
             h.reconsume_times = Some(2);
             h.max_reconsume_times = Some(2);
         })
@@ -374,30 +319,24 @@ fn send_back_retries_at_level_3_plus_n_then_dead_letters() {
                 .len(),
             1
         );
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn pending_delays_survive_sigterm_and_kill9_restarts_without_repeats() {
     let dir = tempfile::tempdir().unwrap();
     let (mut broker, addr) = spawn_broker(dir.path());
-    let a = addr.clone();
-    tern_runtime::block_on("r1", async move {
-        let c = client();
-        send_ok(&c, &a, "Again", 0, props(&[("DELAY", "1")]), b"early").await;
+    drive("r1", &addr, |c, a| async move {
+        send_ok(&c, &a, "Again", 0, &[("DELAY", "1")], b"early").await;
         for q in 0..3 {
-            send_ok(&c, &a, "Again", q + 1, props(&[("DELAY", "5")]), b"pending").await;
+            send_ok(&c, &a, "Again", q + 1, &[("DELAY", "5")], b"pending").await;
         }
         await_record(&c, &a, "Again", 0, 0).await;
-    })
-    .unwrap();
+    });
     let stopped = now_ms();
-    sigterm(&mut broker);
+    broker.sigterm();
     let (mut broker, addr) = spawn_broker(dir.path());
-    let a = addr.clone();
-    tern_runtime::block_on("r2", async move {
-        let c = client();
+    drive("r2", &addr, |c, a| async move {
         for q in 1..4 {
             let (rec, arrived) = await_record(&c, &a, "Again", q, 0).await;
             assert!(arrived >= stopped, "delivered after restart");
@@ -406,54 +345,39 @@ fn pending_delays_survive_sigterm_and_kill9_restarts_without_repeats() {
         // The delivered one is not delivered again after the clean restart.
         assert_eq!(max_offset(&c, &a, "Again", 0).await, 1);
         // Now pending at a kill -9.
-        send_ok(&c, &a, "Again", 0, props(&[("DELAY", "2")]), b"crash").await;
-    })
-    .unwrap();
+        send_ok(&c, &a, "Again", 0, &[("DELAY", "2")], b"crash").await;
+    });
     // Delivery persists its progress right after the re-put; a kill -9 in between would repeat
     // the delivery (at-least-once), so wait for the file to record it.
     wait_progress(dir.path(), 5, 3);
-    kill9(&mut broker);
+    broker.kill9();
     let (_broker, addr) = spawn_broker(dir.path());
-    tern_runtime::block_on("r3", async move {
-        let c = client();
+    drive("r3", &addr, |c, addr| async move {
         let (rec, _) = await_record(&c, &addr, "Again", 0, 1).await;
         assert_eq!(StoredMessage::decode(&rec).unwrap().body, b"crash");
         for q in 1..4 {
             assert_eq!(max_offset(&c, &addr, "Again", q).await, 1, "queue {q}");
         }
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn timed_messages_are_delivered_in_due_order_and_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let (mut broker, addr) = spawn_broker(dir.path());
-    let a = addr.clone();
-    tern_runtime::block_on("t1", async move {
-        let c = client();
+    drive("t1", &addr, |c, a| async move {
         let base = now_ms();
         let dues = [base + 1_600, base + 900, base + 1_250];
         for (i, due) in dues.iter().enumerate() {
-            let p = props(&[
-                ("KEYS", &format!("t{i}")),
-                ("TIMER_DELIVER_MS", &due.to_string()),
-            ]);
-            send_ok(&c, &a, "Timed", 0, p, format!("m{i}").as_bytes()).await;
+            let (keys, due) = (format!("t{i}"), due.to_string());
+            let p = [("KEYS", keys.as_str()), ("TIMER_DELIVER_MS", due.as_str())];
+            send_ok(&c, &a, "Timed", 0, &p, format!("m{i}").as_bytes()).await;
         }
         // A deliver time already past is an ordinary send; a bad one is refused.
-        let p = props(&[("TIMER_DELIVER_MS", &(base - 1000).to_string())]);
-        send_ok(&c, &a, "Timed", 1, p, b"past").await;
+        let past = (base - 1000).to_string();
+        send_ok(&c, &a, "Timed", 1, &[("TIMER_DELIVER_MS", &past)], b"past").await;
         assert_eq!(pull(&c, &a, "Timed", 1, 0, Duration::ZERO).await.len(), 1);
-        let rsp = send(
-            &c,
-            &a,
-            "Timed",
-            1,
-            props(&[("TIMER_DELAY_SEC", "soon")]),
-            b"x",
-        )
-        .await;
+        let rsp = send(&c, &a, "Timed", 1, &[("TIMER_DELAY_SEC", "soon")], b"x").await;
         assert_eq!(rsp.code, response::MESSAGE_ILLEGAL);
         // Delivered in due order, each on time.
         for (offset, i) in [1usize, 2, 0].iter().enumerate() {
@@ -465,55 +389,25 @@ fn timed_messages_are_delivered_in_due_order_and_across_restarts() {
             assert_on_time("timer", dues[*i], arrived, 0);
         }
         // Pending across a clean restart: one due soon, one later.
-        send_ok(
-            &c,
-            &a,
-            "Timed",
-            2,
-            props(&[("TIMER_DELAY_MS", "300")]),
-            b"soon",
-        )
-        .await;
-        send_ok(
-            &c,
-            &a,
-            "Timed",
-            3,
-            props(&[("TIMER_DELAY_SEC", "3")]),
-            b"later",
-        )
-        .await;
+        send_ok(&c, &a, "Timed", 2, &[("TIMER_DELAY_MS", "300")], b"soon").await;
+        send_ok(&c, &a, "Timed", 3, &[("TIMER_DELAY_SEC", "3")], b"later").await;
         await_record(&c, &a, "Timed", 2, 0).await;
-    })
-    .unwrap();
-    sigterm(&mut broker);
+    });
+    broker.sigterm();
     let (mut broker, addr) = spawn_broker(dir.path());
-    let a = addr.clone();
-    tern_runtime::block_on("t2", async move {
-        let c = client();
+    drive("t2", &addr, |c, a| async move {
         let (rec, _) = await_record(&c, &a, "Timed", 3, 0).await;
         assert_eq!(StoredMessage::decode(&rec).unwrap().body, b"later");
         assert_eq!(max_offset(&c, &a, "Timed", 2).await, 1, "not repeated");
         assert_eq!(max_offset(&c, &a, "Timed", 0).await, 3, "not repeated");
-        send_ok(
-            &c,
-            &a,
-            "Timed",
-            1,
-            props(&[("TIMER_DELAY_MS", "1500")]),
-            b"crash",
-        )
-        .await;
-    })
-    .unwrap();
-    kill9(&mut broker);
+        send_ok(&c, &a, "Timed", 1, &[("TIMER_DELAY_MS", "1500")], b"crash").await;
+    });
+    broker.kill9();
     let (_broker, addr) = spawn_broker(dir.path());
-    tern_runtime::block_on("t3", async move {
-        let c = client();
+    drive("t3", &addr, |c, addr| async move {
         let (rec, _) = await_record(&c, &addr, "Timed", 1, 1).await;
         assert_eq!(StoredMessage::decode(&rec).unwrap().body, b"crash");
-    })
-    .unwrap();
+    });
 }
 
 /// One packed message of a SEND_BATCH_MESSAGE body (RocketMQ's `MessageDecoder.encodeMessages`).
@@ -533,20 +427,12 @@ async fn send_batch(
     c: &RemotingClient,
     addr: &str,
     topic: &str,
-    header_props: String,
+    header_props: &[(&str, &str)],
     body: Vec<u8>,
 ) -> RemotingCommand {
     let h = SendMessageRequestHeader {
-        producer_group: "pg".into(),
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
-        default_topic_queue_nums: 4,
-        queue_id: 0,
-        born_timestamp: now_ms(),
-        properties: Some(header_props),
-        reconsume_times: Some(0),
         batch: Some(true),
-        ..SendMessageRequestHeader::default()
+        ..header(topic, 0, &props(header_props))
     };
     let cmd = RemotingCommand::request(request::SEND_BATCH_MESSAGE)
         .with_header(&h)
@@ -571,8 +457,7 @@ async fn table(c: &RemotingClient, addr: &str, code: i32) -> serde_json::Value {
 fn system_topics_real_queue_ids_delayed_batches_and_the_delay_offset_table() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, addr) = spawn_broker(dir.path());
-    tern_runtime::block_on("gaps", async move {
-        let c = client();
+    drive("gaps", &addr, |c, addr| async move {
         let topics = table(&c, &addr, request::GET_ALL_TOPIC_CONFIG).await;
         let t = &topics["topicConfigTable"];
         for (name, queues) in [
@@ -588,17 +473,9 @@ fn system_topics_real_queue_ids_delayed_batches_and_the_delay_offset_table() {
 
         // The response names the queue the producer chose; the offset is the schedule queue's.
         let sent = now_ms();
-        let h = send_ok(&c, &addr, "Held", 3, props(&[("DELAY", "1")]), b"d").await;
+        let h = send_ok(&c, &addr, "Held", 3, &[("DELAY", "1")], b"d").await;
         assert_eq!((h.queue_id, h.queue_offset), (3, 0));
-        let h = send_ok(
-            &c,
-            &addr,
-            "Held",
-            2,
-            props(&[("TIMER_DELAY_MS", "800")]),
-            b"t",
-        )
-        .await;
+        let h = send_ok(&c, &addr, "Held", 2, &[("TIMER_DELAY_MS", "800")], b"t").await;
         assert_eq!(h.queue_id, 2);
         let (_, arrived) = await_record(&c, &addr, "Held", 3, 0).await;
         assert_on_time("level 1", sent, arrived, 1000);
@@ -609,18 +486,17 @@ fn system_topics_real_queue_ids_delayed_batches_and_the_delay_offset_table() {
         assert_eq!(delay["offsetTable"]["1"], 1, "{delay}");
 
         let two = [batch_item(b"b0", ""), batch_item(b"b1", "")].concat();
-        let rsp = send_batch(&c, &addr, "Batched", props(&[("DELAY", "2")]), two).await;
+        let rsp = send_batch(&c, &addr, "Batched", &[("DELAY", "2")], two).await;
         assert_eq!(rsp.code, response::MESSAGE_ILLEGAL, "{:?}", rsp.remark);
         assert_eq!(max_offset(&c, &addr, "Batched", 0).await, 0);
         let inner = batch_item(b"b2", &props(&[("DELAY", "2")]));
-        let rsp = send_batch(&c, &addr, "Batched", props(&[]), inner).await;
+        let rsp = send_batch(&c, &addr, "Batched", &[], inner).await;
         assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
         let now = pull(&c, &addr, "Batched", 0, 0, Duration::ZERO).await;
         assert_eq!(now.len(), 1, "stored at once, not scheduled");
         let m = StoredMessage::decode(&now[0]).unwrap();
         assert_eq!((m.body, m.property("DELAY")), (&b"b2"[..], Some("2")));
-    })
-    .unwrap();
+    });
 }
 
 /// LOCK_BATCH_MQ for `group` on queue 0 of `topic`, as client `client_id`.
@@ -643,13 +519,12 @@ async fn lock_queue(c: &RemotingClient, addr: &str, group: &str, topic: &str, cl
 fn orderly_groups_retries_go_to_the_dlq() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, addr) = spawn_broker(dir.path());
-    tern_runtime::block_on("orderly-dlq", async move {
-        let c = client();
-        send_ok(&c, &addr, "Ordered", 0, props(&[]), b"o").await;
+    drive("orderly-dlq", &addr, |c, addr| async move {
+        send_ok(&c, &addr, "Ordered", 0, &[], b"o").await;
         lock_queue(&c, &addr, "ordG", "Ordered", "client-1").await;
         for (group, body) in [("ordG", &b"gave up"[..]), ("freeG", &b"retry"[..])] {
             let topic = format!("%RETRY%{group}");
-            let rsp = send_with(&c, &addr, &topic, 0, props(&[("DELAY", "4")]), body, |h| {
+            let rsp = send_with(&c, &addr, &topic, 0, &[("DELAY", "4")], body, |h| {
                 h.reconsume_times = Some(1);
                 h.max_reconsume_times = Some(16);
             })
@@ -667,6 +542,5 @@ fn orderly_groups_retries_go_to_the_dlq() {
             .is_empty());
         let (rec, _) = await_record(&c, &addr, "%RETRY%freeG", 0, 0).await;
         assert_eq!(StoredMessage::decode(&rec).unwrap().body, b"retry");
-    })
-    .unwrap();
+    });
 }
