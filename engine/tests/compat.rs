@@ -38,6 +38,7 @@ use rocketmq_observability::TelemetryRuntimeGuard;
 use rocketmq_protocol::protocol::remoting_command_defaults::{
     RemotingCommandDefaults, RemotingCommandFactory,
 };
+use rocketmq_protocol::protocol::route::topic_route_data::TopicRouteData;
 use rocketmq_protocol::protocol::SerializeType;
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
 use tern_net::body::{DataVersion, RegisterBrokerBody, TopicConfig};
@@ -539,6 +540,39 @@ async fn within<F: Future>(what: &str, future: F) -> F::Output {
     }
 }
 
+/// An admin client of `namesrv`, started.
+async fn start_admin(client: &ClientHarness, namesrv: &NamesrvProcess) -> DefaultMQAdminExt {
+    let mut admin = DefaultMQAdminExt::new(client.runtime());
+    admin.set_namesrv_addr(namesrv.addr_string());
+    within("admin start", admin.start())
+        .await
+        .expect("admin starts");
+    admin
+}
+
+/// Polls `admin`'s route of `topic` every 10 ms until `done` accepts it; fails as `what` after
+/// [`CALL_LIMIT`].
+async fn poll_route(
+    admin: &DefaultMQAdminExt,
+    what: &str,
+    topic: &str,
+    done: impl Fn(Option<TopicRouteData>) -> bool,
+) {
+    within(what, async {
+        loop {
+            let route = admin
+                .examine_topic_route_info(topic.into())
+                .await
+                .expect("route lookup succeeds");
+            if done(route) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------------
@@ -586,14 +620,13 @@ fn assert_client_sees_registered_route(serialize_type: SerializeType, scope: &st
     let (namesrv, broker) = namesrv_with_routed_topic();
     let client = ClientHarness::new(scope, serialize_type);
     client.block_on(async {
-        let mut producer = DefaultMQProducer::builder(client.runtime())
-            .producer_group(format!("TernCompatPG_{scope}"))
-            .name_server_addr(namesrv.addr_string())
-            .send_msg_timeout(3000)
-            .build();
-        within("producer start", producer.start())
-            .await
-            .expect("producer starts");
+        let mut producer = start_producer_in(
+            &client,
+            &namesrv.addr_string(),
+            format!("TernCompatPG_{scope}"),
+            None,
+        )
+        .await;
         let queues = within(
             "fetch publish queues",
             producer.fetch_publish_message_queues(ROUTED_TOPIC),
@@ -608,11 +641,7 @@ fn assert_client_sees_registered_route(serialize_type: SerializeType, scope: &st
             assert_eq!(mq.broker_name().as_str(), BROKER_NAME);
         }
 
-        let mut admin = DefaultMQAdminExt::new(client.runtime());
-        admin.set_namesrv_addr(namesrv.addr_string());
-        within("admin start", admin.start())
-            .await
-            .expect("admin starts");
+        let mut admin = start_admin(&client, &namesrv).await;
         let route = within(
             "examine route",
             admin.examine_topic_route_info(ROUTED_TOPIC.into()),
@@ -662,11 +691,7 @@ fn unknown_topic_fails_fast_with_no_route_error() {
     let (namesrv, _broker) = namesrv_with_routed_topic();
     let client = ClientHarness::new("missing", SerializeType::JSON);
     client.block_on(async {
-        let mut admin = DefaultMQAdminExt::new(client.runtime());
-        admin.set_namesrv_addr(namesrv.addr_string());
-        within("admin start", admin.start())
-            .await
-            .expect("admin starts");
+        let mut admin = start_admin(&client, &namesrv).await;
         // The client maps TOPIC_NOT_EXIST (17) to "no route"; any other answer is an error.
         let route = within(
             "examine missing route",
@@ -677,14 +702,13 @@ fn unknown_topic_fails_fast_with_no_route_error() {
         assert!(route.is_none(), "unexpected route {route:?}");
         admin.shutdown().await;
 
-        let mut producer = DefaultMQProducer::builder(client.runtime())
-            .producer_group("TernCompatPG_missing")
-            .name_server_addr(namesrv.addr_string())
-            .send_msg_timeout(3000)
-            .build();
-        within("producer start", producer.start())
-            .await
-            .expect("producer starts");
+        let mut producer = start_producer_in(
+            &client,
+            &namesrv.addr_string(),
+            "TernCompatPG_missing".into(),
+            None,
+        )
+        .await;
         let queues = within(
             "fetch missing publish queues",
             producer.fetch_publish_message_queues(MISSING_TOPIC),
@@ -718,11 +742,7 @@ fn route_is_withdrawn_once_the_broker_connection_closes() {
     let (namesrv, broker) = namesrv_with_routed_topic();
     let client = ClientHarness::new("withdrawn", SerializeType::JSON);
     client.block_on(async {
-        let mut admin = DefaultMQAdminExt::new(client.runtime());
-        admin.set_namesrv_addr(namesrv.addr_string());
-        within("admin start", admin.start())
-            .await
-            .expect("admin starts");
+        let mut admin = start_admin(&client, &namesrv).await;
         let route = within(
             "examine route",
             admin.examine_topic_route_info(ROUTED_TOPIC.into()),
@@ -734,17 +754,8 @@ fn route_is_withdrawn_once_the_broker_connection_closes() {
         drop(broker);
         // The nameserver notices the close asynchronously: poll the client's view until the
         // route is gone (TOPIC_NOT_EXIST again), or fail after CALL_LIMIT.
-        within("route withdrawal", async {
-            loop {
-                let route = admin
-                    .examine_topic_route_info(ROUTED_TOPIC.into())
-                    .await
-                    .expect("route lookup succeeds");
-                if route.is_none() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        poll_route(&admin, "route withdrawal", ROUTED_TOPIC, |route| {
+            route.is_none()
         })
         .await;
         admin.shutdown().await;
@@ -798,26 +809,13 @@ impl Cluster {
 fn await_route(client: &ClientHarness, namesrv: &NamesrvProcess, topic: &str, broker_name: &str) {
     {
         client.block_on(async {
-            let mut admin = DefaultMQAdminExt::new(client.runtime());
-            admin.set_namesrv_addr(namesrv.addr_string());
-            within("admin start", admin.start())
-                .await
-                .expect("admin starts");
-            within("broker registration", async {
-                loop {
-                    let route = admin
-                        .examine_topic_route_info(topic.into())
-                        .await
-                        .expect("route lookup succeeds");
-                    if route.is_some_and(|r| {
-                        r.broker_datas
-                            .iter()
-                            .any(|b| b.broker_name().as_str() == broker_name)
-                    }) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
+            let mut admin = start_admin(client, namesrv).await;
+            poll_route(&admin, "broker registration", topic, |route| {
+                route.is_some_and(|r| {
+                    r.broker_datas
+                        .iter()
+                        .any(|b| b.broker_name().as_str() == broker_name)
+                })
             })
             .await;
             admin.shutdown().await;
@@ -853,12 +851,26 @@ async fn start_producer(
     topic: &str,
     retries: u32,
 ) -> DefaultMQProducer {
-    let mut producer = DefaultMQProducer::builder(client.runtime())
-        .producer_group(format!("{topic}_PG"))
+    start_producer_in(client, namesrv, format!("{topic}_PG"), Some(retries)).await
+}
+
+/// Starts a producer of `group` on the nameservers `namesrv` (`;`-separated) with a 3 s send
+/// timeout that retries a failed sync send `retries` times (the client's default when `None`).
+async fn start_producer_in(
+    client: &ClientHarness,
+    namesrv: &str,
+    group: String,
+    retries: Option<u32>,
+) -> DefaultMQProducer {
+    let builder = DefaultMQProducer::builder(client.runtime())
+        .producer_group(group)
         .name_server_addr(namesrv)
-        .send_msg_timeout(3000)
-        .retry_times_when_send_failed(retries)
-        .build();
+        .send_msg_timeout(3000);
+    let builder = match retries {
+        Some(retries) => builder.retry_times_when_send_failed(retries),
+        None => builder,
+    };
+    let mut producer = builder.build();
     within("producer start", producer.start())
         .await
         .expect("producer starts");
