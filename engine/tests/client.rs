@@ -10,6 +10,7 @@ mod support;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -108,6 +109,17 @@ impl Cluster {
     }
 }
 
+/// Starts a [`Cluster`], creates `topic` on it (routed, see [`Cluster::create_topic`]) and runs
+/// `test` with it on a runtime named `name`; panics when `test` does.
+fn with_topic<F: Future<Output = ()>>(name: &str, topic: &str, test: impl FnOnce(Cluster) -> F) {
+    let cluster = Cluster::start();
+    tern_runtime::block_on(name, async move {
+        cluster.create_topic(topic).await;
+        test(cluster).await;
+    })
+    .unwrap();
+}
+
 /// Creates `topic` with [`QUEUES`] queues on the broker at `broker`.
 async fn create_topic_on(broker: &str, topic: &str) {
     let c = RemotingClient::new(ClientConfig::default());
@@ -180,9 +192,7 @@ fn recorder(seen: &Seen, who: usize) -> impl Fn(&[tern_net::client::MessageExt])
 
 #[test]
 fn clustering_splits_queues_and_every_send_mode_is_received_once() {
-    let cluster = Cluster::start();
-    tern_runtime::block_on("client-split", async move {
-        cluster.create_topic("Split").await;
+    with_topic("client-split", "Split", |cluster| async move {
         let seen: Seen = Rc::default();
         let mut consumers = Vec::new();
         for who in 0..2 {
@@ -260,15 +270,12 @@ fn clustering_splits_queues_and_every_send_mode_is_received_once() {
             c.shutdown().await;
         }
         assert!(started.elapsed() < Duration::from_millis(1500));
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn tag_expression_filters_messages() {
-    let cluster = Cluster::start();
-    tern_runtime::block_on("client-tags", async move {
-        cluster.create_topic("Tags").await;
+    with_topic("client-tags", "Tags", |cluster| async move {
         let seen: Seen = Rc::default();
         let consumer = cluster
             .push("g_tags")
@@ -289,17 +296,14 @@ fn tag_expression_filters_messages() {
         assert_eq!(bodies, ["TagA-1", "TagB-3", "TagA-4"]);
         producer.shutdown().await;
         consumer.shutdown().await;
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn broadcasting_delivers_every_message_to_each_consumer() {
-    let cluster = Cluster::start();
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let paths: Vec<_> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
-    tern_runtime::block_on("client-broadcast", async move {
-        cluster.create_topic("Bcast").await;
+    with_topic("client-broadcast", "Bcast", |cluster| async move {
         let seen: Seen = Rc::default();
         let mut consumers = Vec::new();
         for (who, dir) in paths.iter().enumerate() {
@@ -353,15 +357,12 @@ fn broadcasting_delivers_every_message_to_each_consumer() {
                 .sum();
             assert_eq!(total, 6, "{text}");
         }
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn reconsume_later_redelivers_with_reconsume_times_incremented() {
-    let cluster = Cluster::start();
-    tern_runtime::block_on("client-retry", async move {
-        cluster.create_topic("Retry").await;
+    with_topic("client-retry", "Retry", |cluster| async move {
         let seen: Seen = Rc::default();
         let recorded = Rc::clone(&seen);
         let consumer = cluster
@@ -405,8 +406,7 @@ fn reconsume_later_redelivers_with_reconsume_times_incremented() {
         }
         producer.shutdown().await;
         consumer.shutdown().await;
-    })
-    .unwrap();
+    });
 }
 
 /// Sends steps `0..steps` of six orders `<prefix>0` .. `<prefix>5` to `topic`, step by step:
@@ -439,9 +439,7 @@ async fn send_orders(
 
 #[test]
 fn ordered_sends_keep_each_order_on_one_queue_in_order() {
-    let cluster = Cluster::start();
-    tern_runtime::block_on("client-order", async move {
-        cluster.create_topic("Orders").await;
+    with_topic("client-order", "Orders", |cluster| async move {
         let producer = cluster.producer("p_order").start().await.unwrap();
         let mut queue_of: BTreeMap<String, i32> = BTreeMap::new();
         for (id, queue) in send_orders(&producer, "Orders", "order-", 5, true).await {
@@ -467,15 +465,12 @@ fn ordered_sends_keep_each_order_on_one_queue_in_order() {
         for (id, s) in steps {
             assert_eq!(s, [0, 1, 2, 3, 4], "{id}");
         }
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn pull_consumer_pulls_commits_and_a_new_consumer_resumes() {
-    let cluster = Cluster::start();
-    tern_runtime::block_on("client-pull", async move {
-        cluster.create_topic("Pull").await;
+    with_topic("client-pull", "Pull", |cluster| async move {
         let producer = cluster.producer("p_pull").start().await.unwrap();
         for i in 0..10 {
             let tag = if i % 2 == 0 { "even" } else { "odd" };
@@ -527,8 +522,7 @@ fn pull_consumer_pulls_commits_and_a_new_consumer_resumes() {
         assert_eq!(resumed, ["m-10", "m-11"]);
         producer.shutdown().await;
         second.shutdown().await.unwrap();
-    })
-    .unwrap();
+    });
 }
 
 #[test]
@@ -833,9 +827,7 @@ fn orderly_listener_locks_queues_and_consumes_each_in_order() {
 
 #[test]
 fn rebalance_when_a_consumer_joins_and_leaves_loses_no_message() {
-    let cluster = Cluster::start();
-    tern_runtime::block_on("client-rebalance", async move {
-        cluster.create_topic("Rebal").await;
+    with_topic("client-rebalance", "Rebal", |cluster| async move {
         let seen: Seen = Rc::default();
         let start = |who: usize| {
             cluster
@@ -891,8 +883,7 @@ fn rebalance_when_a_consumer_joins_and_leaves_loses_no_message() {
             .any(|s| s.0 == 1 && s.1.starts_with("4-")));
         producer.shutdown().await;
         b.shutdown().await;
-    })
-    .unwrap();
+    });
 }
 
 /// Asks the broker at `broker` to lock every queue of `OrdReal` for `client_id` in `g_ord_real`;
@@ -930,9 +921,7 @@ async fn lock_all_as(broker: &str, client_id: &str) -> Vec<i64> {
 
 #[test]
 fn orderly_consumer_on_the_real_broker_holds_the_locks_and_keeps_each_queue_in_order() {
-    let cluster = Cluster::start();
-    tern_runtime::block_on("client-orderly-real", async move {
-        cluster.create_topic("OrdReal").await;
+    with_topic("client-orderly-real", "OrdReal", |cluster| async move {
         let producer = cluster.producer("p_ord_real").start().await.unwrap();
         let queue_of: BTreeMap<String, i32> = send_orders(&producer, "OrdReal", "o", 4, false)
             .await
@@ -979,17 +968,14 @@ fn orderly_consumer_on_the_real_broker_holds_the_locks_and_keeps_each_queue_in_o
         // Shutdown unlocks: now the other client gets them.
         let after = lock_all_as(&cluster.broker, "127.0.0.9@intruder").await;
         assert_eq!(after, [0, 1, 2, 3], "the queues stay locked after shutdown");
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn bodies_over_the_threshold_are_stored_zlib_and_read_back_inflated() {
     use tern_net::header::PullMessageRequestHeader;
     use tern_store::message::{sys_flag, StoredMessage};
-    let cluster = Cluster::start();
-    tern_runtime::block_on("client-compress", async move {
-        cluster.create_topic("Zip").await;
+    with_topic("client-compress", "Zip", |cluster| async move {
         let big: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 7) as u8).collect();
         let small = b"short body".to_vec();
         let default = cluster.producer("p_zip").start().await.unwrap();
@@ -1063,8 +1049,7 @@ fn bodies_over_the_threshold_are_stored_zlib_and_read_back_inflated() {
         assert_eq!(got.status, PullStatus::Found);
         assert_eq!(got.messages[0].body, big);
         assert_eq!(got.messages[0].sys_flag & sys_flag::COMPRESSED, 0);
-    })
-    .unwrap();
+    });
 }
 
 #[test]
