@@ -3,7 +3,8 @@
 //! With a log directory, records go to `<dir>/<name>.log.YYYY-MM-DD` (a new file each UTC day,
 //! tracing-appender's naming) through a background writer thread, so an executor never blocks on
 //! a log write; records still queued when the process dies abruptly are lost, [`LogGuard`] flushes
-//! them on a clean exit. Without a directory, records go to stderr.
+//! them on a clean exit. Files beyond the newest `max_files` are deleted as the day rolls over
+//! (RocketMQ's logback `maxHistory`). Without a directory, records go to stderr.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,40 @@ pub enum LogFormat {
     Json,
 }
 
+/// The log flags both server binaries take (flattened into their clap arguments).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log filter (overrides RUST_LOG), e.g. `info` or `tern_engine=debug`.
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Log record format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "TERN_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Write logs to daily-rotated files `<DIR>/<broker|namesrv>.log.YYYY-MM-DD` instead of
+    /// stderr.
+    #[arg(long, env = "TERN_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Daily log files kept in --log-dir; older ones are deleted at each rotation (0 keeps all).
+    #[arg(long, default_value_t = DEFAULT_MAX_LOG_FILES, env = "TERN_LOG_MAX_FILES")]
+    pub log_max_files: usize,
+}
+
+/// Daily log files kept by default: two weeks.
+pub const DEFAULT_MAX_LOG_FILES: usize = 14;
+
+impl LogArgs {
+    /// Installs the global subscriber for the process named `file_prefix` (see [`init`]).
+    pub fn init(&self, file_prefix: &str) -> std::io::Result<LogGuard> {
+        init(&LogOptions {
+            level: self.log_level.clone(),
+            format: self.log_format,
+            dir: self.log_dir.clone(),
+            file_prefix: file_prefix.to_string(),
+            max_files: self.log_max_files,
+        })
+    }
+}
+
 /// Where and how to log.
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
@@ -28,6 +63,8 @@ pub struct LogOptions {
     pub dir: Option<PathBuf>,
     /// File name prefix inside `dir` (the process name).
     pub file_prefix: String,
+    /// Daily files kept in `dir`; older ones are deleted when a new day's file opens. 0 keeps all.
+    pub max_files: usize,
 }
 
 /// Keeps the background log writer alive; dropping it flushes queued records.
@@ -53,7 +90,15 @@ pub fn init(opts: &LogOptions) -> std::io::Result<LogGuard> {
         return Ok(LogGuard { _worker: None });
     };
     std::fs::create_dir_all(dir)?;
-    let appender = tracing_appender::rolling::daily(dir, format!("{}.log", opts.file_prefix));
+    let mut appender = tracing_appender::rolling::RollingFileAppender::builder()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix(format!("{}.log", opts.file_prefix));
+    if opts.max_files > 0 {
+        appender = appender.max_log_files(opts.max_files);
+    }
+    let appender = appender
+        .build(dir)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     // The writer thread must not receive SIGTERM/SIGINT: the process handles them by blocking
     // them in every thread and waiting for them in one (see `process::StopSignals`), and a thread
     // with them unblocked would take the default action and kill the process mid-write.

@@ -1,21 +1,7 @@
-//! What the `tern-broker` and `tern-namesrv` processes share: logging set-up and graceful stop on
-//! SIGTERM/SIGINT.
+//! What the `tern-broker` and `tern-namesrv` processes share: graceful stop on SIGTERM/SIGINT
+//! (logging set-up is in [`crate::logging`]).
 
 use tern_net::transport::StopSignal;
-
-/// Sends `tracing` output to stderr, filtered by `level` (e.g. `info`, `tern_engine=debug`) or, when
-/// it is `None`, by `RUST_LOG` (default `info`).
-pub fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
 
 /// SIGTERM and SIGINT, blocked in every thread and collected by one waiter thread.
 ///

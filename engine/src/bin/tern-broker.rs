@@ -16,7 +16,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use tern_engine::broker::config::KeyUse;
 use tern_engine::broker::{knob_table, Broker, BrokerConfig};
 use tern_engine::knobs::{self, Knob};
-use tern_engine::logging::{self, LogFormat, LogOptions};
+use tern_engine::logging::LogArgs;
 use tern_engine::process::serve;
 
 /// The Tern broker (RocketMQ-compatible).
@@ -44,15 +44,8 @@ struct Args {
     /// environment, before the per-key flags, e.g. `--set flushCommitLogLeastPages=8`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Log filter (overrides RUST_LOG), e.g. `info` or `tern_engine=debug`.
-    #[arg(long)]
-    log_level: Option<String>,
-    /// Log record format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "TERN_LOG_FORMAT")]
-    log_format: LogFormat,
-    /// Write logs to daily-rotated files `<DIR>/broker.log.YYYY-MM-DD` instead of stderr.
-    #[arg(long, env = "TERN_LOG_DIR")]
-    log_dir: Option<PathBuf>,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn main() -> ExitCode {
@@ -68,12 +61,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
-    let _log = match logging::init(&LogOptions {
-        level: args.log_level.clone(),
-        format: args.log_format,
-        dir: args.log_dir.clone(),
-        file_prefix: "broker".into(),
-    }) {
+    let _log = match args.log.init("broker") {
         Ok(g) => g,
         Err(e) => {
             eprintln!("cannot open log directory: {e}");

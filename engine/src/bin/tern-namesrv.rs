@@ -2,7 +2,8 @@
 //!
 //! Settings come from RocketMQ defaults, then `-c namesrv.properties`, then `TERN_NAMESRV_*`
 //! environment variables, then command-line flags (each flag's help names its variable).
-//! Logs go to stderr (`--log-level` or `RUST_LOG`); once listening, one line
+//! `-p` prints the effective settings and exits, `-m` only the important ones. Logs go to stderr
+//! (`--log-level` or `RUST_LOG`), or to daily files under `--log-dir`; once listening, one line
 //! `tern-namesrv listening on <addr>` is printed to stdout. SIGTERM or SIGINT stops it gracefully.
 
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tern_engine::logging::{self, LogFormat, LogOptions};
+use tern_engine::logging::LogArgs;
 use tern_engine::namesrv::{Namesrv, NamesrvConfig};
 use tern_engine::process::serve;
 
@@ -49,25 +50,19 @@ struct Args {
     /// HTTP port of the Prometheus /metrics endpoint, 0 = off (metricsPort) [default: 0].
     #[arg(long, env = "TERN_NAMESRV_METRICS_PORT")]
     metrics_port: Option<u16>,
-    /// Log filter (overrides RUST_LOG), e.g. `info` or `tern_engine=debug`.
-    #[arg(long)]
-    log_level: Option<String>,
-    /// Log record format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "TERN_LOG_FORMAT")]
-    log_format: LogFormat,
-    /// Write logs to daily-rotated files `<DIR>/namesrv.log.YYYY-MM-DD` instead of stderr.
-    #[arg(long, env = "TERN_LOG_DIR")]
-    log_dir: Option<PathBuf>,
+    /// Print the effective settings (namesrv.properties keys) and exit, as `mqnamesrv -p`.
+    #[arg(short = 'p', long = "print-config")]
+    print_config: bool,
+    /// Print the important settings and exit, as `mqnamesrv -m`.
+    #[arg(short = 'm', long = "print-important-config")]
+    print_important: bool,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let _log = match logging::init(&LogOptions {
-        level: args.log_level.clone(),
-        format: args.log_format,
-        dir: args.log_dir.clone(),
-        file_prefix: "namesrv".into(),
-    }) {
+    let _log = match args.log.init("namesrv") {
         Ok(g) => g,
         Err(e) => {
             eprintln!("cannot open log directory: {e}");
@@ -81,6 +76,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.print_config {
+        print!("{}", config.to_properties());
+        return ExitCode::SUCCESS;
+    }
+    if args.print_important {
+        print!("{}", config.important_properties());
+        return ExitCode::SUCCESS;
+    }
     tern_engine::fd_limit::raise_and_log();
     serve("tern-namesrv", move || Namesrv::start(config))
 }

@@ -166,6 +166,58 @@ impl NamesrvConfig {
     }
 }
 
+impl NamesrvConfig {
+    /// The settings as `namesrv.properties` lines (`key=value\n`, RocketMQ's names, sorted), as
+    /// `mqnamesrv -p` prints them. Reading the output back with
+    /// [`apply_properties`](NamesrvConfig::apply_properties) gives the same settings and no warning.
+    pub fn to_properties(&self) -> String {
+        let mut pairs: Vec<(&str, String)> = vec![
+            ("bindAddress", self.listen.ip().to_string()),
+            ("enableAllTopicList", self.enable_all_topic_list.to_string()),
+            ("enableTopicList", self.enable_topic_list.to_string()),
+            ("listenPort", self.listen.port().to_string()),
+            ("metricsPort", self.metrics_port.to_string()),
+            ("orderMessageEnable", self.order_message_enable.to_string()),
+            (
+                "returnOrderTopicConfigToBroker",
+                self.return_order_topic_config_to_broker.to_string(),
+            ),
+            (
+                "scanNotActiveBrokerInterval",
+                self.scan_interval.as_millis().to_string(),
+            ),
+            (
+                "serverChannelMaxIdleTimeSeconds",
+                self.limits
+                    .idle_timeout
+                    .map_or(0, |d| d.as_secs())
+                    .to_string(),
+            ),
+        ];
+        // No line when the KV configuration is kept in memory only (no HOME): there is no path.
+        if let Some(p) = &self.kv_config_path {
+            pairs.push(("kvConfigPath", p.display().to_string()));
+        }
+        pairs.sort_by_key(|(k, _)| *k);
+        pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    }
+
+    /// The lines of [`to_properties`](NamesrvConfig::to_properties) an operator checks first, as
+    /// `mqnamesrv -m` prints them (RocketMQ's `@ImportantField`s: where it listens, where the KV
+    /// configuration lives).
+    pub fn important_properties(&self) -> String {
+        self.to_properties()
+            .lines()
+            .filter(|l| {
+                ["listenPort=", "bindAddress=", "kvConfigPath="]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +237,27 @@ mod tests {
         let keys: Vec<_> = warnings.iter().map(|w| w.key.as_str()).collect();
         assert_eq!(keys, ["bogusKey", "scanNotActiveBrokerInterval"]);
         assert_eq!(warnings[0].line, 5);
+    }
+
+    #[test]
+    fn printed_properties_read_back_to_the_same_settings() {
+        let mut c = NamesrvConfig::default();
+        c.apply_properties(&parse(
+            "listenPort=9877\nbindAddress=127.0.0.1\nkvConfigPath=/tmp/kv.json\n\
+             orderMessageEnable=true\nscanNotActiveBrokerInterval=7000\n\
+             serverChannelMaxIdleTimeSeconds=0\nmetricsPort=5557\nenableTopicList=false\n",
+        ));
+        let text = c.to_properties();
+        let mut back = NamesrvConfig::default();
+        assert_eq!(back.apply_properties(&parse(&text)), []);
+        assert_eq!(back.to_properties(), text);
+        assert_eq!(back.listen, c.listen);
+        assert_eq!(back.scan_interval, Duration::from_millis(7000));
+        assert_eq!(back.limits.idle_timeout, None);
+        assert_eq!(
+            c.important_properties(),
+            "bindAddress=127.0.0.1\nkvConfigPath=/tmp/kv.json\nlistenPort=9877\n"
+        );
     }
 
     #[test]
