@@ -433,6 +433,23 @@ fn read_frame(stream: &mut TcpStream) -> RemotingCommand {
     }
 }
 
+/// One PULL_MESSAGE with `header` to `broker` over a fresh connection whose reads give up after
+/// [`CALL_LIMIT`]; the response.
+fn pull_once(
+    broker: SocketAddr,
+    header: &tern_net::header::PullMessageRequestHeader,
+) -> RemotingCommand {
+    let mut stream = TcpStream::connect(broker).expect("connect to tern-broker");
+    stream
+        .set_read_timeout(Some(CALL_LIMIT))
+        .expect("set read timeout");
+    let cmd = RemotingCommand::request(code::request::PULL_MESSAGE).with_header(header);
+    let mut wire = Vec::new();
+    frame::encode(&cmd, &mut wire);
+    stream.write_all(&wire).expect("send PULL_MESSAGE");
+    read_frame(&mut stream)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The third-party client
 // ---------------------------------------------------------------------------------------------

@@ -82,10 +82,6 @@ async fn await_in_order(what: &str, log: &Log, sent: &[(Stored, String)]) {
 
 /// One PULL_MESSAGE of `(topic, queue)` for `group` over a fresh connection.
 fn raw_pull(broker: SocketAddr, group: &str, topic: &str, queue: i32) -> RemotingCommand {
-    let mut stream = TcpStream::connect(broker).expect("connect to tern-broker");
-    stream
-        .set_read_timeout(Some(CALL_LIMIT))
-        .expect("set read timeout");
     let header = tern_net::header::PullMessageRequestHeader {
         consumer_group: group.into(),
         topic: topic.into(),
@@ -96,11 +92,7 @@ fn raw_pull(broker: SocketAddr, group: &str, topic: &str, queue: i32) -> Remotin
         subscription: Some("*".into()),
         ..Default::default()
     };
-    let cmd = RemotingCommand::request(code::request::PULL_MESSAGE).with_header(&header);
-    let mut wire = Vec::new();
-    frame::encode(&cmd, &mut wire);
-    stream.write_all(&wire).expect("send PULL_MESSAGE");
-    read_frame(&mut stream)
+    pull_once(broker, &header)
 }
 
 #[test]

@@ -26,10 +26,6 @@ type Seen = Arc<Mutex<Vec<(i32, String, Instant)>>>;
 
 /// One PULL_MESSAGE of queue 0 of `topic` from offset 0; the records answered.
 fn pull_records(broker: SocketAddr, topic: &str) -> Vec<Vec<u8>> {
-    let mut stream = TcpStream::connect(broker).expect("connect to tern-broker");
-    stream
-        .set_read_timeout(Some(CALL_LIMIT))
-        .expect("set read timeout");
     let header = tern_net::header::PullMessageRequestHeader {
         consumer_group: "TernRetry_DLQReader".into(),
         topic: topic.into(),
@@ -40,11 +36,7 @@ fn pull_records(broker: SocketAddr, topic: &str) -> Vec<Vec<u8>> {
         subscription: Some("*".into()),
         ..Default::default()
     };
-    let cmd = RemotingCommand::request(code::request::PULL_MESSAGE).with_header(&header);
-    let mut wire = Vec::new();
-    frame::encode(&cmd, &mut wire);
-    stream.write_all(&wire).expect("send PULL_MESSAGE");
-    let rsp = read_frame(&mut stream);
+    let rsp = pull_once(broker, &header);
     if rsp.code != code::response::SUCCESS {
         return Vec::new();
     }
