@@ -6,7 +6,8 @@
 //! Sharing with the helper thread: the map is held in an `Arc<MmapRaw>`. The helper only passes the
 //! mapping's address range to the kernel (msync) and never forms a Rust reference to the bytes, so it
 //! does not alias the slices this thread reads and writes. The map stays mapped until the last `Arc`
-//! (possibly the helper's) is dropped.
+//! (possibly the helper's) is dropped. The same holds for the page warmer's thread
+//! ([`page_warmer`]), which populates the pages ahead of the writer.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use super::page_warmer::{self, WarmMark};
 use super::{preallocate, zero_file_range, ReadRange};
 use crate::config::PAGE_SIZE;
 use crate::error::{StoreError, StoreResult};
@@ -22,6 +24,8 @@ use crate::error::{StoreError, StoreResult};
 pub(crate) struct MmapIo {
     file: Rc<File>,
     map: Arc<MmapRaw>,
+    /// How far ahead of the writer pages were queued for population ([`page_warmer`]).
+    warm: WarmMark,
 }
 
 /// An msync of `[from, to)` of one segment's map.
@@ -78,6 +82,7 @@ impl MmapIo {
         Ok(MmapIo {
             file: Rc::new(file),
             map: Arc::new(map),
+            warm: WarmMark::default(),
         })
     }
 
@@ -101,7 +106,12 @@ impl MmapIo {
     ) -> R {
         let start = pos as usize;
         let dst = &mut self.bytes_mut()[start..start + len];
-        fill(dst)
+        let written = fill(dst);
+        let end = pos + len as u64;
+        if let Some((from, n)) = self.warm.next(end, self.map.len() as u64) {
+            page_warmer::populate(Arc::clone(&self.map), from, n);
+        }
+        written
     }
 
     pub(crate) fn read_range(&self, pos: u64, len: usize) -> ReadRange {

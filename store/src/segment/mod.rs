@@ -14,6 +14,7 @@
 
 mod direct;
 mod mmap;
+mod page_warmer;
 
 pub(crate) use direct::BufferPool;
 
