@@ -43,7 +43,7 @@ async fn call_ok(
     let cmd = fields
         .iter()
         .fold(RemotingCommand::request(code), |cmd, (k, v)| {
-            cmd.with_ext(*k, *v)
+            cmd.with_ext(k.to_string(), *v)
         });
     let rsp = call(c, addr, cmd).await;
     assert_eq!(rsp.code, response::SUCCESS, "{code}: {:?}", rsp.remark);
@@ -204,7 +204,7 @@ fn two_cores_answer_group_offset_and_config_admin() {
         ];
         let cmd = fields.iter().fold(
             RemotingCommand::request(request::INVOKE_BROKER_TO_RESET_OFFSET),
-            |cmd, (k, v)| cmd.with_ext(*k, *v),
+            |cmd, (k, v)| cmd.with_ext(k.to_string(), *v),
         );
         assert_eq!(call(&c, &addr, cmd).await.code, response::SYSTEM_ERROR);
         let cmd = RemotingCommand::request(request::INVOKE_BROKER_TO_RESET_OFFSET)

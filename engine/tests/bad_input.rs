@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
 use std::path::Path;
@@ -19,7 +18,7 @@ use tern_net::header::{
     GetMaxOffsetRequestHeader, PullMessageRequestHeader, QueryConsumerOffsetRequestHeader,
     SendMessageRequestHeader, UpdateConsumerOffsetRequestHeader,
 };
-use tern_net::RemotingCommand;
+use tern_net::{ExtFields, RemotingCommand};
 
 const MAX_MESSAGE_SIZE: usize = 65_536;
 
@@ -73,7 +72,7 @@ fn req(code: i32, ext: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     cmd.ext_fields = ext
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect::<HashMap<_, _>>();
+        .collect::<ExtFields>();
     encode(&cmd)
 }
 

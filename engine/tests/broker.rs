@@ -338,7 +338,7 @@ fn single_core_send_pull_filter_offsets_and_long_poll() {
                 .with_ext("topic", topic)
                 .with_ext("queueId", "1");
             if let Some((k, v)) = extra {
-                cmd = cmd.with_ext(k, v);
+                cmd = cmd.with_ext(k.to_string(), v);
             }
             let (c, addr) = (&c, &addr);
             async move {

@@ -67,7 +67,7 @@ fn call(s: &mut TcpStream, frame: &[u8]) -> RemotingCommand {
 fn request(code: i32, ext: &[(&str, &str)]) -> Vec<u8> {
     let mut cmd = RemotingCommand::request(code);
     for (k, v) in ext {
-        cmd = cmd.with_ext(*k, *v);
+        cmd = cmd.with_ext(k.to_string(), *v);
     }
     cmd.opaque = 9;
     support::encode(&cmd)

@@ -91,7 +91,7 @@ fn typed_headers(cmd: &RemotingCommand) {
     fn try_one<H: CommandHeader>(cmd: &RemotingCommand) {
         if let Ok(h) = cmd.decode_header::<H>() {
             // What was read writes back into fields that read the same.
-            let mut ext = std::collections::HashMap::new();
+            let mut ext = tern_net::ExtFields::new();
             h.write_ext_fields(&mut ext);
             assert!(H::from_ext_fields(&ext).is_ok());
         }

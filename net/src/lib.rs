@@ -11,5 +11,5 @@ pub mod header;
 pub mod transport;
 pub mod zero_copy;
 
-pub use codec::{frame, LanguageCode, RemotingCommand, SerializeType};
+pub use codec::{frame, ExtFields, FieldName, LanguageCode, RemotingCommand, SerializeType};
 pub use codec::{FLAG_ONEWAY, FLAG_RESPONSE};

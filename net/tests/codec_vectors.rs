@@ -1,8 +1,6 @@
 //! Codec vectors: real client frames from `/work/shared/captures` (stored as hex under
 //! `tests/vectors/`), decoded and re-encoded; error handling; encode/decode identity properties.
 
-use std::collections::HashMap;
-
 use proptest::prelude::*;
 use tern_net::code::{request, response};
 use tern_net::frame::{self, DecodeError, FrameError, DEFAULT_MAX_FRAME_LEN};
@@ -12,7 +10,7 @@ use tern_net::header::{
     SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
     UnregisterClientRequestHeader,
 };
-use tern_net::{LanguageCode, RemotingCommand, SerializeType};
+use tern_net::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
 
 fn vector(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/vectors/{name}.hex", env!("CARGO_MANIFEST_DIR"));
@@ -52,7 +50,7 @@ fn assert_json_round_trip(cmd: &RemotingCommand) {
     assert_eq!(&frame::decode(&bytes).unwrap(), cmd);
 }
 
-fn ext(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+fn ext(pairs: &[(&str, &str)]) -> ExtFields {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -117,7 +115,7 @@ fn rocketmq_send_message() {
     assert_eq!(encoded(&cmd), bytes);
     // The typed header writes back exactly the fields received.
     let rebuilt = RemotingCommand {
-        ext_fields: HashMap::new(),
+        ext_fields: ExtFields::new(),
         ..cmd.clone()
     }
     .with_header(&h);
@@ -277,7 +275,7 @@ fn node_send_message_v2_short_names() {
     // Long names and back: the same short-name fields as received.
     let back = SendMessageRequestHeaderV2::from(v1);
     assert_eq!(back, v2);
-    let mut fields = HashMap::new();
+    let mut fields = ExtFields::new();
     back.write_ext_fields(&mut fields);
     assert_eq!(fields, cmd.ext_fields);
     assert_json_round_trip(&cmd);
@@ -495,7 +493,7 @@ prop_compose! {
             opaque,
             flag,
             remark,
-            ext_fields,
+            ext_fields: ext_fields.into_iter().collect(),
             serialize_type,
             body,
         }

@@ -51,7 +51,7 @@ impl RequestHandler for TestHandler {
                     reply
                         .command
                         .ext_fields
-                        .insert("core".into(), conn.core.to_string());
+                        .insert("core", conn.core.to_string());
                     Some(reply)
                 }
                 DELAYED_ECHO => {

@@ -180,8 +180,7 @@ impl Core {
                     .borrow_mut()
                     .entry(info.id)
                     .or_insert_with(|| info.outbound());
-                req.ext_fields
-                    .insert(ORIGIN_ADDR.into(), info.peer.to_string());
+                req.ext_fields.insert(ORIGIN_ADDR, info.peer.to_string());
                 ConnectionRef {
                     core: self.index,
                     conn_id: info.id,
@@ -203,10 +202,8 @@ impl Core {
             }
         };
         if self.index != STATE_CORE {
-            req.ext_fields
-                .insert(ORIGIN_CORE.into(), conn.core.to_string());
-            req.ext_fields
-                .insert(ORIGIN_CONN.into(), conn.conn_id.to_string());
+            req.ext_fields.insert(ORIGIN_CORE, conn.core.to_string());
+            req.ext_fields.insert(ORIGIN_CONN, conn.conn_id.to_string());
             return self.run_on(STATE_CORE, req, origin).await;
         }
         Some(if req.code == request::HEART_BEAT {
@@ -259,7 +256,7 @@ impl Core {
         }
         let mut rsp = success(req);
         rsp.ext_fields
-            .insert("IS_SUPPORT_HEART_BEAT_V2".into(), "true".into());
+            .insert("IS_SUPPORT_HEART_BEAT_V2", "true".into());
         Reply::new(rsp)
     }
 

@@ -154,10 +154,9 @@ impl Core {
                 Origin::Local(conn) => conn.peer.to_string(),
                 Origin::Forwarded => String::new(),
             };
-            fwd.ext_fields.insert(BORN_HOST.to_string(), born);
+            fwd.ext_fields.insert(BORN_HOST, born);
             if internal || diverted {
-                fwd.ext_fields
-                    .insert(scheduled::INTERNAL_PUT.to_string(), "1".into());
+                fwd.ext_fields.insert(scheduled::INTERNAL_PUT, "1".into());
             }
             return self.run_on(owner, fwd, origin).await;
         }
@@ -458,9 +457,8 @@ pub(crate) fn send_response(
     // Sized once for the header's four fields and the two below (no regrowth per response).
     rsp.ext_fields.reserve(SEND_RESPONSE_FIELDS);
     let mut rsp = rsp.with_header(header);
-    rsp.ext_fields
-        .insert("MSG_REGION".into(), DEFAULT_REGION.into());
-    rsp.ext_fields.insert("TRACE_ON".into(), "true".into());
+    rsp.ext_fields.insert("MSG_REGION", DEFAULT_REGION.into());
+    rsp.ext_fields.insert("TRACE_ON", "true".into());
     Reply::new(rsp)
 }
 

@@ -144,8 +144,7 @@ impl Core {
         let mut put = RemotingCommand::request(request::SEND_MESSAGE)
             .with_header(&header)
             .with_body(msg.body.to_vec());
-        put.ext_fields
-            .insert(BORN_HOST.to_string(), msg.born_host.to_string());
+        put.ext_fields.insert(BORN_HOST, msg.born_host.to_string());
         let owner = owner_core(&topic, queue_id, self.cores);
         match self.run_on(owner, put, Origin::Forwarded).await {
             Some(r) if r.command.code == response::SUCCESS => Reply::new(success(req)),

@@ -18,10 +18,11 @@
 //! RocketMQ is: invalid UTF-8 is replaced, an unknown language byte is `OTHER`; a zero-length string
 //! is an empty key/value (RocketMQ reads it as null) and a zero-length remark is no remark.
 
-use std::collections::HashMap;
-
 use super::frame::HeaderError;
-use super::{with_sorted_fields, LanguageCode, RemotingCommand, SerializeType};
+use std::borrow::Cow;
+
+use super::ext_fields::intern;
+use super::{with_sorted_fields, ExtFields, LanguageCode, RemotingCommand, SerializeType};
 
 /// Bytes of the fixed part (code .. flag).
 const FIXED_LEN: usize = 2 + 1 + 2 + 4 + 4;
@@ -98,16 +99,21 @@ impl<'a> Reader<'a> {
 
     /// A length-prefixed string whose length was already read.
     fn string(&mut self, len: i64, what: &str) -> Result<String, String> {
+        self.str_lossy(len, what).map(Cow::into_owned)
+    }
+
+    /// The next `len` bytes as text (invalid UTF-8 replaced), borrowed when valid.
+    fn str_lossy(&mut self, len: i64, what: &str) -> Result<Cow<'a, str>, String> {
         let len = usize::try_from(len).map_err(|_| format!("negative {what} length {len}"))?;
         let bytes = self
             .take(len)
             .ok_or_else(|| format!("{what} of {len} bytes overruns the header"))?;
-        Ok(String::from_utf8_lossy(bytes).into_owned())
+        Ok(String::from_utf8_lossy(bytes))
     }
 }
 
-/// Fields the map is sized for up front: SEND_MESSAGE_V2's fourteen, the largest header on the
-/// produce path, so decoding it allocates the table once instead of regrowing it three times.
+/// Fields the vector is sized for up front: SEND_MESSAGE_V2's fourteen, the largest header on the
+/// produce path, so decoding it allocates once instead of regrowing.
 const EXPECTED_EXT_FIELDS: usize = 14;
 
 /// Decodes a binary header (the frame's header bytes only). The body and serialize type are left
@@ -145,21 +151,23 @@ pub(crate) fn decode(header: &[u8]) -> Result<RemotingCommand, HeaderError> {
     let ext_bytes = r
         .take(ext_len)
         .ok_or_else(|| fail(format!("extFields of {ext_len} bytes overrun the header")))?;
-    let mut ext_fields = HashMap::with_capacity(EXPECTED_EXT_FIELDS);
+    let mut ext_fields = ExtFields::with_capacity(EXPECTED_EXT_FIELDS);
     let mut entries = Reader { buf: ext_bytes };
     while !entries.buf.is_empty() {
         let key_len = entries
             .i16()
             .ok_or_else(|| fail("truncated extFields key length".into()))?;
-        let key = entries.string(i64::from(key_len), "key").map_err(fail)?;
+        let key = entries.str_lossy(i64::from(key_len), "key").map_err(fail)?;
+        let key = intern(&key);
         let value_len = entries
             .i32()
             .ok_or_else(|| fail(format!("truncated value length of {key}")))?;
         let value = entries
             .string(i64::from(value_len), "value")
             .map_err(fail)?;
-        ext_fields.insert(key, value);
+        ext_fields.push_decoded(key, value);
     }
+    ext_fields.finish_decoding();
     Ok(RemotingCommand {
         code: i32::from(code),
         language: LanguageCode::from_code(language),

@@ -1,10 +1,10 @@
 //! [`RemotingCommand`]: one request or response of the RocketMQ remoting protocol, and
 //! [`SerializeType`], the way its header is serialized.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use super::LanguageCode;
+use super::ext_fields::FieldName;
+use super::{ExtFields, LanguageCode};
 
 /// How a command's header is serialized on the wire: the high byte of the header-length word.
 ///
@@ -77,7 +77,7 @@ pub struct RemotingCommand {
     /// Free text, mostly the reason of an error response.
     pub remark: Option<String>,
     /// The header's named fields (all values as strings, as RocketMQ transmits them).
-    pub ext_fields: HashMap<String, String>,
+    pub ext_fields: ExtFields,
     /// How the header is serialized on the wire.
     pub serialize_type: SerializeType,
     /// The body; empty means none.
@@ -96,7 +96,7 @@ impl RemotingCommand {
             opaque: NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed),
             flag: 0,
             remark: None,
-            ext_fields: HashMap::new(),
+            ext_fields: ExtFields::new(),
             serialize_type: SerializeType::Json,
             body: Vec::new(),
         }
@@ -112,7 +112,7 @@ impl RemotingCommand {
             opaque: req.opaque,
             flag: FLAG_RESPONSE,
             remark,
-            ext_fields: HashMap::new(),
+            ext_fields: ExtFields::new(),
             serialize_type: req.serialize_type,
             body: Vec::new(),
         }
@@ -139,8 +139,8 @@ impl RemotingCommand {
     }
 
     /// Sets extension field `key` to `value` (builder style).
-    pub fn with_ext(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.ext_fields.insert(key.into(), value.into());
+    pub fn with_ext(mut self, key: impl Into<FieldName>, value: impl Into<String>) -> Self {
+        self.ext_fields.insert(key, value.into());
         self
     }
 

@@ -16,14 +16,16 @@
 //! - `extFields` values that are numbers or booleans become their text, nested objects and arrays
 //!   their compact JSON text, and `null` values are dropped.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::ext_fields::intern;
 use super::frame::HeaderError;
-use super::{with_sorted_fields, LanguageCode, RemotingCommand, SerializeType};
+use super::{
+    with_sorted_fields, ExtFields, FieldName, LanguageCode, RemotingCommand, SerializeType,
+};
 
 /// Appends `cmd`'s JSON header to `out`.
 pub(crate) fn encode(cmd: &RemotingCommand, out: &mut Vec<u8>) {
@@ -85,7 +87,7 @@ struct Incoming {
     #[serde(default)]
     remark: Option<ExtValue>,
     #[serde(default, rename = "extFields")]
-    ext_fields: Option<ExtFields>,
+    ext_fields: Option<IncomingFields>,
 }
 
 /// Decodes a JSON header (the frame's header bytes only). The body and serialize type are left for
@@ -182,28 +184,49 @@ impl<'de> Deserialize<'de> for Language {
     }
 }
 
-/// `extFields` with every non-null value turned into a string.
-struct ExtFields(HashMap<String, String>);
+/// `extFields` with every non-null value turned into a string; known names interned.
+struct IncomingFields(ExtFields);
 
-impl<'de> Deserialize<'de> for ExtFields {
+impl<'de> Deserialize<'de> for IncomingFields {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = ExtFields;
+            type Value = IncomingFields;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExtFields, A::Error> {
-                let mut fields = HashMap::with_capacity(map.size_hint().unwrap_or(8).min(64));
-                while let Some((key, value)) = map.next_entry::<String, ExtValue>()? {
-                    if let Some(value) = value.0 {
-                        fields.insert(key, value);
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IncomingFields, A::Error> {
+                let mut fields = ExtFields::with_capacity(map.size_hint().unwrap_or(16).min(64));
+                while let Some(FieldKey(key)) = map.next_key::<FieldKey>()? {
+                    if let Some(value) = map.next_value::<ExtValue>()?.0 {
+                        fields.push_decoded(key, value);
                     }
                 }
-                Ok(ExtFields(fields))
+                fields.finish_decoding();
+                Ok(IncomingFields(fields))
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// An `extFields` name, interned when it is a known one (borrowed from the input when it has no
+/// escapes, so a known name costs no allocation).
+struct FieldKey(FieldName);
+
+impl<'de> Deserialize<'de> for FieldKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FieldKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldKey, E> {
+                Ok(FieldKey(intern(v)))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

@@ -5,29 +5,28 @@
 
 mod binary_header;
 mod command;
+mod ext_fields;
 pub mod frame;
 mod json_header;
 mod language;
 
 pub use command::{RemotingCommand, SerializeType, FLAG_ONEWAY, FLAG_RESPONSE};
+pub use ext_fields::{ExtFields, FieldName};
 pub use language::LanguageCode;
 
 /// Calls `f` with `fields` sorted by key, without allocating for the usual handful of fields.
 /// Both header encoders write fields in this order, so output is deterministic.
-pub(crate) fn with_sorted_fields<R>(
-    fields: &std::collections::HashMap<String, String>,
-    f: impl FnOnce(&[(&str, &str)]) -> R,
-) -> R {
+pub(crate) fn with_sorted_fields<R>(fields: &ExtFields, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
     const INLINE: usize = 32;
     let mut inline = [("", ""); INLINE];
     let mut spilled = Vec::new();
     let entries: &mut [(&str, &str)] = if fields.len() <= INLINE {
-        for (slot, (k, v)) in inline.iter_mut().zip(fields) {
-            *slot = (k.as_str(), v.as_str());
+        for (slot, kv) in inline.iter_mut().zip(fields.iter()) {
+            *slot = kv;
         }
         &mut inline[..fields.len()]
     } else {
-        spilled.extend(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        spilled.extend(fields.iter());
         &mut spilled
     };
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -50,7 +49,7 @@ mod tests {
                 .map(|(k, _)| k.to_string())
                 .collect::<Vec<_>>()
         });
-        let mut expected: Vec<String> = cmd.ext_fields.keys().cloned().collect();
+        let mut expected: Vec<String> = cmd.ext_fields.keys().map(str::to_owned).collect();
         expected.sort();
         assert_eq!(keys, expected);
         for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {

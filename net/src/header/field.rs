@@ -12,7 +12,7 @@ pub trait FieldValue: Sized {
     /// instead of copied (the field is then absent from `ext`); other types leave `ext` unchanged.
     fn take(
         field: &'static str,
-        ext: &mut std::collections::HashMap<String, String>,
+        ext: &mut crate::codec::ExtFields,
     ) -> Result<Self, HeaderFieldError> {
         Self::read(field, ext.get(field).map(String::as_str))
     }
@@ -31,7 +31,7 @@ impl FieldValue for String {
     }
     fn take(
         field: &'static str,
-        ext: &mut std::collections::HashMap<String, String>,
+        ext: &mut crate::codec::ExtFields,
     ) -> Result<Self, HeaderFieldError> {
         ext.remove(field).ok_or(HeaderFieldError::Missing { field })
     }
@@ -75,7 +75,7 @@ impl<T: FieldValue> FieldValue for Option<T> {
     }
     fn take(
         field: &'static str,
-        ext: &mut std::collections::HashMap<String, String>,
+        ext: &mut crate::codec::ExtFields,
     ) -> Result<Self, HeaderFieldError> {
         if ext.contains_key(field) {
             T::take(field, ext).map(Some)
@@ -109,7 +109,7 @@ macro_rules! command_header {
         impl $crate::header::CommandHeader for $name {
             #[allow(unused_variables)]
             fn from_ext_fields(
-                ext: &std::collections::HashMap<String, String>,
+                ext: &$crate::codec::ExtFields,
             ) -> Result<Self, $crate::header::HeaderFieldError> {
                 Ok($name {
                     $(
@@ -123,7 +123,7 @@ macro_rules! command_header {
 
             #[allow(unused_variables)]
             fn take_from_ext_fields(
-                ext: &mut std::collections::HashMap<String, String>,
+                ext: &mut $crate::codec::ExtFields,
             ) -> Result<Self, $crate::header::HeaderFieldError> {
                 Ok($name {
                     $(
@@ -133,10 +133,10 @@ macro_rules! command_header {
             }
 
             #[allow(unused_variables)]
-            fn write_ext_fields(&self, ext: &mut std::collections::HashMap<String, String>) {
+            fn write_ext_fields(&self, ext: &mut $crate::codec::ExtFields) {
                 $(
                     if let Some(v) = $crate::header::field::FieldValue::write(&self.$field) {
-                        ext.insert($wire.to_owned(), v);
+                        ext.insert($wire, v);
                     }
                 )*
             }

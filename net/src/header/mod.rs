@@ -8,8 +8,7 @@
 //!   gives [`HeaderFieldError::Invalid`];
 //! - booleans: `true` in any case is true, anything else false (Java's `Boolean.parseBoolean`).
 
-use std::collections::HashMap;
-
+use crate::codec::ExtFields;
 use crate::RemotingCommand;
 
 /// A header field could not be read from `ext_fields`.
@@ -36,15 +35,15 @@ pub enum HeaderFieldError {
 /// A typed header: converts to and from a command's `ext_fields`.
 pub trait CommandHeader: Sized {
     /// Reads the header from `ext`; fails naming the first missing or invalid field.
-    fn from_ext_fields(ext: &HashMap<String, String>) -> Result<Self, HeaderFieldError>;
+    fn from_ext_fields(ext: &ExtFields) -> Result<Self, HeaderFieldError>;
     /// Reads the header like [`CommandHeader::from_ext_fields`], moving string values out of `ext`
     /// instead of copying them: on success the header's string fields are no longer in `ext`. On
     /// an error `ext` may have lost some of them.
-    fn take_from_ext_fields(ext: &mut HashMap<String, String>) -> Result<Self, HeaderFieldError> {
+    fn take_from_ext_fields(ext: &mut ExtFields) -> Result<Self, HeaderFieldError> {
         Self::from_ext_fields(ext)
     }
     /// Writes every present field into `ext` (absent optional fields are not written).
-    fn write_ext_fields(&self, ext: &mut HashMap<String, String>);
+    fn write_ext_fields(&self, ext: &mut ExtFields);
 }
 
 impl RemotingCommand {
@@ -101,9 +100,9 @@ mod tests {
 
     #[test]
     fn writes_rocketmq_field_names_and_reads_them_back() {
-        let mut ext = HashMap::new();
+        let mut ext = ExtFields::new();
         register().write_ext_fields(&mut ext);
-        let mut names: Vec<&str> = ext.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = ext.keys().collect();
         names.sort_unstable();
         assert_eq!(
             names,
@@ -117,7 +116,7 @@ mod tests {
                 "heartbeatTimeoutMillis"
             ]
         );
-        assert_eq!(ext["brokerId"], "0");
+        assert_eq!(ext.get("brokerId").map(String::as_str), Some("0"));
         assert_eq!(
             RegisterBrokerRequestHeader::from_ext_fields(&ext),
             Ok(register())

@@ -64,7 +64,7 @@ impl FetchRequest {
             ("maxBytes", self.max_bytes.to_string()),
             ("waitMillis", self.wait_millis.to_string()),
         ] {
-            cmd.ext_fields.insert(k.to_string(), v);
+            cmd.ext_fields.insert(k, v);
         }
         cmd
     }
@@ -94,12 +94,9 @@ impl FetchAnswer {
     /// The SUCCESS response to `req` carrying `body`.
     pub fn to_command(&self, req: &RemotingCommand, body: Vec<u8>) -> RemotingCommand {
         let mut cmd = RemotingCommand::response_to(req, tern_net::code::response::SUCCESS, None);
+        cmd.ext_fields.insert("offset", self.offset.to_string());
         cmd.ext_fields
-            .insert("offset".to_string(), self.offset.to_string());
-        cmd.ext_fields.insert(
-            "masterMaxOffset".to_string(),
-            self.master_max_offset.to_string(),
-        );
+            .insert("masterMaxOffset", self.master_max_offset.to_string());
         cmd.with_body(body)
     }
 
@@ -182,7 +179,7 @@ mod tests {
             FetchRequest::from_command(&cmd),
             Err(FetchFieldError("shard"))
         );
-        cmd.ext_fields.insert("shard".into(), "x".into());
+        cmd.ext_fields.insert("shard", "x".into());
         assert_eq!(
             FetchRequest::from_command(&cmd),
             Err(FetchFieldError("shard"))

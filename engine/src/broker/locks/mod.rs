@@ -43,8 +43,7 @@ impl Core {
         origin: Origin<'_>,
     ) -> Option<Reply> {
         if let Origin::Local(conn) = origin {
-            req.ext_fields
-                .insert(ORIGIN_ADDR.into(), conn.peer.to_string());
+            req.ext_fields.insert(ORIGIN_ADDR, conn.peer.to_string());
         }
         if self.index != STATE_CORE {
             return self.run_on(STATE_CORE, req, origin).await;
@@ -102,8 +101,7 @@ impl Core {
     pub(crate) fn mark_pull_origin(&self, req: &mut RemotingCommand, origin: Origin<'_>) {
         if let Origin::Local(conn) = origin {
             if !self.locks.borrow().is_empty() {
-                req.ext_fields
-                    .insert(ORIGIN_ADDR.into(), conn.peer.to_string());
+                req.ext_fields.insert(ORIGIN_ADDR, conn.peer.to_string());
             }
         }
     }

@@ -186,9 +186,9 @@ impl Core {
         self.arrivals.arrived(m.topic, m.queue_id);
         let mut rsp = success(req);
         rsp.ext_fields
-            .insert("phys".into(), stored.phys_offset.to_string());
+            .insert("phys", stored.phys_offset.to_string());
         rsp.ext_fields
-            .insert("queueOffset".into(), stored.queue_offset.to_string());
+            .insert("queueOffset", stored.queue_offset.to_string());
         Reply::new(rsp)
     }
 
@@ -217,7 +217,7 @@ impl Core {
         }
         let next = fetched.next_begin.max(offset);
         let mut rsp = success(req).with_body(body);
-        rsp.ext_fields.insert("next".into(), next.to_string());
+        rsp.ext_fields.insert("next", next.to_string());
         Reply::new(rsp)
     }
 
@@ -235,8 +235,7 @@ impl Core {
             ));
         };
         req.code = INTERNAL_DELIVER;
-        req.ext_fields
-            .insert(CONN_EXT.into(), conn.conn_id.to_string());
+        req.ext_fields.insert(CONN_EXT, conn.conn_id.to_string());
         self.run_on(conn.core, req, Origin::Forwarded).await
     }
 
