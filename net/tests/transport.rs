@@ -13,7 +13,7 @@ use tern_net::code::response;
 use tern_net::frame;
 use tern_net::transport::{
     not_supported, ClientConfig, ClientError, ConnectionInfo, ConnectionLimits, HandlerFuture,
-    RemotingClient, Reply, RequestHandler, Server, ServerConfig,
+    RemotingClient, Reply, RequestHandler, Server, ServerConfig, TransportError,
 };
 use tern_net::zero_copy::FileRegion;
 use tern_net::RemotingCommand;
@@ -201,6 +201,33 @@ fn request_gets_its_response_over_two_cores() {
     }
     assert_eq!(cores.len(), 2, "{cores:?}");
     server.stop().unwrap();
+}
+
+#[test]
+fn a_port_another_server_listens_on_is_refused() {
+    let (first, _) = start_server(2, ConnectionLimits::default(), None);
+    let taken = first.local_addr();
+    let err = Server::start(
+        ServerConfig::new(taken),
+        |_core| -> Rc<dyn RequestHandler> { unreachable!("never serves") },
+    )
+    .err()
+    .expect("a second server on a taken port");
+    assert!(
+        matches!(&err, TransportError::Bind { addr, source }
+            if *addr == taken && source.kind() == std::io::ErrorKind::AddrInUse),
+        "{err}"
+    );
+    // The first still serves, alone: every connection reaches it.
+    let mut s = raw_connect(taken);
+    s.write_all(&frame_of(&RemotingCommand::request(ECHO)))
+        .unwrap();
+    assert_eq!(read_frame(&mut s).unwrap().code, response::SUCCESS);
+    first.stop().unwrap();
+    // Once it has stopped the port is free again, even with the old connection still open.
+    let (again, _) = start_server_on(taken, 1, ConnectionLimits::default(), None);
+    again.stop().unwrap();
+    drop(s);
 }
 
 #[test]

@@ -87,10 +87,75 @@ pub struct Server {
     cores: Vec<ExecutorHandle<()>>,
 }
 
+/// Fails with [`TransportError::Bind`] (`AddrInUse`) when a socket already listens on `addr`'s
+/// port at an overlapping address.
+///
+/// The cores bind with `SO_REUSEPORT`, which lets a second process of the same user bind the same
+/// port too: the kernel would then split new connections between two brokers without a word,
+/// where RocketMQ fails to start. This process has bound nothing on the port yet, so any listener
+/// the kernel lists for it (`/proc/net/tcp`, `/proc/net/tcp6`) belongs to someone else. A plain
+/// bind would not do as the probe: it also conflicts with the previous run's connections still in
+/// TIME_WAIT. Port 0 (an ephemeral port) needs no check; without `/proc` there is none.
+fn refuse_a_port_in_use(addr: SocketAddr) -> Result<(), TransportError> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let taken = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .map(|text| listeners(&text).any(|l| overlaps(l, addr)))
+            .unwrap_or(false)
+    });
+    if taken {
+        return Err(TransportError::Bind {
+            addr,
+            source: std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another process already listens on this port",
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The listening sockets of a `/proc/net/tcp` or `/proc/net/tcp6` table.
+fn listeners(table: &str) -> impl Iterator<Item = SocketAddr> + '_ {
+    const LISTEN: &str = "0A";
+    table.lines().skip(1).filter_map(|line| {
+        let mut cols = line.split_whitespace();
+        let local = cols.nth(1)?;
+        let state = cols.nth(1)?;
+        if state != LISTEN {
+            return None;
+        }
+        let (ip_hex, port_hex) = local.split_once(':')?;
+        let port = u16::from_str_radix(port_hex, 16).ok()?;
+        // The address is printed as the host's 32-bit words of its network-order bytes.
+        let mut bytes = Vec::with_capacity(16);
+        for word in ip_hex.as_bytes().chunks(8) {
+            let word = u32::from_str_radix(std::str::from_utf8(word).ok()?, 16).ok()?;
+            bytes.extend_from_slice(&word.to_ne_bytes());
+        }
+        let ip: std::net::IpAddr = match bytes.len() {
+            4 => <[u8; 4]>::try_from(bytes).ok()?.into(),
+            16 => <[u8; 16]>::try_from(bytes).ok()?.into(),
+            _ => return None,
+        };
+        Some(SocketAddr::new(ip, port))
+    })
+}
+
+/// Whether a listener on `other` takes connections meant for `ours`: the same port, and the same
+/// address or a wildcard on either side.
+fn overlaps(other: SocketAddr, ours: SocketAddr) -> bool {
+    other.port() == ours.port()
+        && (other.ip().is_unspecified() || ours.ip().is_unspecified() || other.ip() == ours.ip())
+}
+
 impl Server {
     /// Starts `config.cores` executors, each listening on the same address and serving its
     /// connections with the handler `factory(core)` builds on that executor. Returns once every core
-    /// is listening; a bind error of any core is returned (and started cores are stopped).
+    /// is listening; a bind error of any core is returned (and started cores are stopped). A port
+    /// another process already listens on is refused, although the cores bind with `SO_REUSEPORT`.
     pub fn start<F>(config: ServerConfig, factory: F) -> Result<Server, TransportError>
     where
         F: Fn(usize) -> Rc<dyn RequestHandler> + Send + Sync + 'static,
@@ -102,6 +167,7 @@ impl Server {
             stop: stop.clone(),
             cores: Vec::new(),
         };
+        refuse_a_port_in_use(config.listen)?;
         for core in 0..config.cores.max(1) {
             let (tx, rx) = std::sync::mpsc::channel();
             let (factory, stop, limits) = (Arc::clone(&factory), stop.clone(), config.limits);
@@ -255,4 +321,35 @@ async fn serve_core(
         c.close();
     }
     tracing::debug!(core, "stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_are_read_from_the_kernel_tables() {
+        let v4 = "  sl  local_address rem_address   st tx_queue\n   0: 00000000:07E8 00000000:0000 0A 0\n   1: 0100007F:74B4 0100007F:9C40 01 0\n   2: 0100007F:4E22 00000000:0000 0A 0\n";
+        let got: Vec<SocketAddr> = listeners(v4).collect();
+        assert_eq!(
+            got,
+            [
+                "0.0.0.0:2024".parse().unwrap(),
+                "127.0.0.1:20002".parse().unwrap()
+            ]
+        );
+        let v6 = "  sl  local_address remote_address st\n   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0\n";
+        let got: Vec<SocketAddr> = listeners(v6).collect();
+        assert_eq!(got, ["[::1]:8080".parse().unwrap()]);
+    }
+
+    #[test]
+    fn a_wildcard_on_either_side_overlaps() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(overlaps(a("0.0.0.0:10911"), a("127.0.0.1:10911")));
+        assert!(overlaps(a("127.0.0.1:10911"), a("0.0.0.0:10911")));
+        assert!(overlaps(a("[::]:10911"), a("127.0.0.1:10911")));
+        assert!(!overlaps(a("127.0.0.2:10911"), a("127.0.0.1:10911")));
+        assert!(!overlaps(a("0.0.0.0:10912"), a("0.0.0.0:10911")));
+    }
 }
