@@ -21,7 +21,7 @@ use crate::RemotingCommand;
 
 use super::message::decode_pulled;
 use super::pull::{PullResult, PullStatus};
-use super::route::{self, MessageQueue};
+use super::route::MessageQueue;
 use super::wire::{ConsumerIdList, HeartbeatData, LockBatchRequest, LockBatchResponse};
 use super::MqError;
 
@@ -158,7 +158,7 @@ impl Instance {
         self.routes
             .borrow()
             .values()
-            .find_map(|r| route::master_addr(r, broker_name).map(str::to_string))
+            .find_map(|r| r.master_addr(broker_name).map(str::to_string))
     }
 
     /// The master address of `broker_name`, refreshing `topic`'s route once if it is unknown.
