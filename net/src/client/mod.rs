@@ -30,6 +30,7 @@ mod fault;
 mod instance;
 mod message;
 mod offset_store;
+mod periodic;
 mod producer;
 mod pull;
 mod pull_consumer;

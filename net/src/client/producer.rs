@@ -41,6 +41,7 @@ use super::compress::compress_if_large;
 use super::fault::{FaultTable, ISOLATION_LATENCY};
 use super::instance::Instance;
 use super::message::Message;
+use super::periodic::spawn_periodic;
 use super::route::{publish_queues, MessageQueue};
 use super::selector::QueueSelector;
 use super::settings::{client_settings_setters, require_group, ClientSettings};
@@ -160,15 +161,11 @@ impl ProducerBuilder {
             faults: RefCell::new(FaultTable::default()),
             next_queue: Cell::new(0),
         });
-        let refresh = {
-            let inner = Rc::clone(&inner);
-            tern_runtime::spawn_local(async move {
-                loop {
-                    tern_runtime::sleep(inner.cfg.client.poll_name_server_interval).await;
-                    inner.refresh_routes().await;
-                }
-            })
-        };
+        let refresh = spawn_periodic(
+            &inner,
+            inner.cfg.client.poll_name_server_interval,
+            |i| async move { i.refresh_routes().await },
+        );
         let heartbeat = {
             let inner = Rc::clone(&inner);
             tern_runtime::spawn_local(async move {

@@ -13,6 +13,7 @@ use tern_runtime::Task;
 use crate::header::PullMessageRequestHeader;
 
 use super::instance::Instance;
+use super::periodic::spawn_periodic;
 use super::pull::{PullResult, PullStatus, FLAG_SUBSCRIPTION, FLAG_SUSPEND};
 use super::route::{subscribe_queues, MessageQueue};
 use super::settings::{client_settings_setters, require_group, ClientSettings};
@@ -53,26 +54,20 @@ impl PullConsumerBuilder {
             offsets: RefCell::new(HashMap::new()),
             topics: RefCell::new(BTreeSet::new()),
         });
-        let persist = {
-            let inner = Rc::clone(&inner);
-            tern_runtime::spawn_local(async move {
-                loop {
-                    tern_runtime::sleep(inner.cfg.persist_consumer_offset_interval).await;
-                    if let Err(e) = inner.persist().await {
-                        tracing::warn!(error = %e, "offset commit failed");
-                    }
+        let persist = spawn_periodic(
+            &inner,
+            inner.cfg.persist_consumer_offset_interval,
+            |i| async move {
+                if let Err(e) = i.persist().await {
+                    tracing::warn!(error = %e, "offset commit failed");
                 }
-            })
-        };
-        let heartbeat = {
-            let inner = Rc::clone(&inner);
-            tern_runtime::spawn_local(async move {
-                loop {
-                    tern_runtime::sleep(inner.cfg.client.heartbeat_broker_interval).await;
-                    inner.heartbeat().await;
-                }
-            })
-        };
+            },
+        );
+        let heartbeat = spawn_periodic(
+            &inner,
+            inner.cfg.client.heartbeat_broker_interval,
+            |i| async move { i.heartbeat().await },
+        );
         Ok(PullConsumer {
             inner,
             _tasks: vec![persist, heartbeat],

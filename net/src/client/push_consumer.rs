@@ -55,6 +55,7 @@ use super::allocate::allocate_averagely;
 use super::instance::{Instance, ADMIN_TIMEOUT};
 use super::message::MessageExt;
 use super::offset_store;
+use super::periodic::spawn_periodic;
 use super::pull::{PullStatus, FLAG_COMMIT_OFFSET, FLAG_SUBSCRIPTION, FLAG_SUSPEND};
 use super::route::{subscribe_queues, MessageQueue};
 use super::settings::{client_settings_setters, require_group, ClientSettings};
@@ -459,20 +460,6 @@ fn spawn_rebalancer(inner: &Rc<Inner>, wakeups: LocalReceiver<()>) -> Task<()> {
                 tern_runtime::sleep(wait),
             )
             .await;
-        }
-    })
-}
-
-fn spawn_periodic<F, Fut>(inner: &Rc<Inner>, period: Duration, step: F) -> Task<()>
-where
-    F: Fn(Rc<Inner>) -> Fut + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    let inner = Rc::clone(inner);
-    tern_runtime::spawn_local(async move {
-        loop {
-            tern_runtime::sleep(period).await;
-            step(Rc::clone(&inner)).await;
         }
     })
 }
