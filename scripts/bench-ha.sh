@@ -27,32 +27,15 @@ cargo build --release -p tern-perf --bin tern-perf
 
 work=${BENCH_DIR:-$(mktemp -d /tmp/tern-bench-ha.XXXXXX)}
 mkdir -p "$work"
-pids=()
-cleanup() {
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${pids[i]}" 2>/dev/null || true
-    wait "${pids[i]}" 2>/dev/null || true
-  done
-  pids=()
-}
+# shellcheck source=lib/bench-common.sh
+source scripts/lib/bench-common.sh
 trap 'cleanup; rm -rf "$work"' EXIT
-
-await_listening() {
-  local log=$1 pid=$2 i
-  for ((i = 0; i < 200; i++)); do
-    grep -q "listening on" "$log" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || { echo "process exited: $log" >&2; return 1; }
-    sleep 0.05
-  done
-  echo "not listening after 10 s: $log" >&2
-  return 1
-}
 
 # broker NAME PORT ROLE ID: starts a broker of broker-bench in the background.
 broker() {
   local name=$1 port=$2 role=$3 id=$4
   mkdir -p "$work/$name"
+  : >"$work/$name.out"
   "$bin/tern-broker" -n "127.0.0.1:$ns_port" --listen-port "$port" --broker-ip 127.0.0.1 \
     --cores "$cores" --broker-name broker-bench --broker-id "$id" \
     --store-path-root-dir "$work/$name" --default-topic-queue-nums 8 \
@@ -62,10 +45,7 @@ broker() {
   await_listening "$work/$name.out" "$!"
 }
 
-"$bin/tern-namesrv" --listen "127.0.0.1:$ns_port" --kv-config-path "$work/kv.json" \
-  >"$work/namesrv.out" 2>"$work/namesrv.log" &
-pids+=($!)
-await_listening "$work/namesrv.out" "${pids[0]}"
+start_namesrv
 
 rows=()
 for setup in "ASYNC_MASTER:none" "ASYNC_MASTER:slave" "SYNC_MASTER:slave"; do
@@ -83,18 +63,10 @@ for setup in "ASYNC_MASTER:none" "ASYNC_MASTER:slave" "SYNC_MASTER:slave"; do
     --queues 8 --size "$size" --threads "$threads" --connections "$conns" \
     --concurrency "$per_conn" --duration "$secs")
   echo "$report" | tail -12 >&2
-  tps=$(echo "$report" | awk '/^throughput:/ {print $2}')
-  mbs=$(echo "$report" | awk '/^throughput:/ {print $4}')
-  p50=$(echo "$report" | awk '$1 == "p50" {print $2}')
-  p99=$(echo "$report" | awk '$1 == "p99" {print $2}')
-  errs=$(echo "$report" | awk '/^messages:/ {print $4}')
+  perf_figures "$report"
   rows+=("| $role | $slave | $((conns * per_conn)) | $tps | $mbs | $p50 | $p99 | $errs |")
   cleanup
-  pids=()
-  "$bin/tern-namesrv" --listen "127.0.0.1:$ns_port" --kv-config-path "$work/kv.json" \
-    >"$work/namesrv.out" 2>"$work/namesrv.log" &
-  pids+=($!)
-  await_listening "$work/namesrv.out" "${pids[0]}"
+  start_namesrv
 done
 
 echo

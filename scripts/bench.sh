@@ -51,51 +51,9 @@ cargo build --release -p tern-engine --bin tern-namesrv --bin tern-broker -p ter
 
 work=${BENCH_DIR:-$(mktemp -d /tmp/tern-bench.XXXXXX)}
 mkdir -p "$work"
-pids=()
-cleanup() {
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${pids[i]}" 2>/dev/null || true
-    wait "${pids[i]}" 2>/dev/null || true
-  done
-  pids=()
-}
+# shellcheck source=lib/bench-common.sh
+source scripts/lib/bench-common.sh
 trap 'cleanup; rm -rf "$work"' EXIT
-
-# Stops the most recently started process (the last of $pids) and forgets it.
-stop_last() {
-  local pid=${pids[${#pids[@]} - 1]}
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  unset 'pids[${#pids[@]}-1]'
-}
-
-# Waits until the process writing $1 printed its "listening on" line. The caller must empty $1
-# before starting the process: the redirection of a background job is made by the child, so
-# without that this could read the line a previous run left in the same file (the "connection
-# refused right after listening" of earlier bench runs).
-await_listening() {
-  local log=$1 pid=$2 i
-  for ((i = 0; i < 200; i++)); do
-    grep -q "listening on" "$log" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || { echo "process exited: $log" >&2; return 1; }
-    sleep 0.05
-  done
-  echo "not listening after 10 s: $log" >&2
-  return 1
-}
-
-# Waits until 127.0.0.1:$1 accepts connections while process $2 lives (the peer prints no
-# parseable line). At most $3 seconds.
-await_port() {
-  local port=$1 pid=$2 limit=$3 i
-  for ((i = 0; i < limit * 10; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 rows=()
 # Runs tern-perf against the broker on $broker_port at every concurrency and appends the rows
@@ -113,12 +71,7 @@ measure() {
       continue
     fi
     echo "$report" | tail -12 >&2
-    tps=$(echo "$report" | awk '/^throughput:/ {print $2}')
-    mbs=$(echo "$report" | awk '/^throughput:/ {print $4}')
-    p50=$(echo "$report" | awk '$1 == "p50" {print $2}')
-    p99=$(echo "$report" | awk '$1 == "p99" {print $2}')
-    p999=$(echo "$report" | awk '$1 == "p99.9" {print $2}')
-    errs=$(echo "$report" | awk '/^messages:/ {print $4}')
+    perf_figures "$report"
     rows+=("| $system | $io | $flush | $((conns * per_conn)) | $tps | $mbs | $p50 | $p99 | $p999 | $errs |")
   done
 }
@@ -182,11 +135,7 @@ echo "## loopback TCP (iperf3, 1 stream, 3 s)"
 loopback
 
 # Tern.
-: >"$work/namesrv.out"
-"$bin/tern-namesrv" --listen "127.0.0.1:$ns_port" --kv-config-path "$work/kv.json" \
-  >"$work/namesrv.out" 2>"$work/namesrv.log" &
-pids+=($!)
-await_listening "$work/namesrv.out" "${pids[0]}"
+start_namesrv
 
 for config in $configs; do
   io=${config%%:*}

@@ -7,6 +7,7 @@
 //! (RocketMQ's logback `maxHistory`). Without a directory, records go to stderr.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// How each record is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -49,6 +50,26 @@ impl LogArgs {
             file_prefix: file_prefix.to_string(),
             max_files: self.log_max_files,
         })
+    }
+
+    /// A server binary's start: installs logging as [`LogArgs::init`] does, then loads the
+    /// settings with `load`. A failure of either is reported (the log directory on stderr, the
+    /// settings' error through the log just installed) and returned as [`ExitCode::FAILURE`] for
+    /// `main` to exit with.
+    pub fn init_and_load<C>(
+        &self,
+        file_prefix: &str,
+        load: impl FnOnce() -> Result<C, String>,
+    ) -> Result<(LogGuard, C), ExitCode> {
+        let guard = self.init(file_prefix).map_err(|e| {
+            eprintln!("cannot open log directory: {e}");
+            ExitCode::FAILURE
+        })?;
+        let config = load().map_err(|e| {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        })?;
+        Ok((guard, config))
     }
 }
 

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::Args;
 use tern_net::code::{request, response};
@@ -22,7 +22,7 @@ use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
 use tern_store::message::StoredMessage;
 
-use crate::run::{response_label, ExecutorResult, ReportOptions, RunControl};
+use crate::run::{now_millis, response_label, ExecutorResult, ReportOptions, RunControl};
 use crate::target::{self, QueueTarget, TargetOptions};
 use crate::PerfError;
 
@@ -117,17 +117,7 @@ async fn executor_main(
             ))
         })
         .collect();
-    for t in tasks {
-        t.await;
-    }
-    let out = std::mem::take(&mut *result.borrow_mut());
-    out
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    ExecutorResult::join(tasks, result).await
 }
 
 /// Sends `cmd` and waits for its response, or gives up at the run's deadline (`Ok(None)`).

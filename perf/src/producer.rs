@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use tern_net::body::KvTable;
@@ -19,7 +19,7 @@ use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
 
 use crate::batch;
-use crate::run::{response_label, ExecutorResult, ReportOptions, RunControl};
+use crate::run::{now_millis, response_label, ExecutorResult, ReportOptions, RunControl};
 use crate::target::{self, QueueTarget, TargetOptions};
 use crate::PerfError;
 
@@ -237,17 +237,7 @@ async fn executor_main(
             )));
         }
     }
-    for t in tasks {
-        t.await;
-    }
-    let out = std::mem::take(&mut *result.borrow_mut());
-    out
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    ExecutorResult::join(tasks, result).await
 }
 
 /// The request for `n` messages (`n` ≤ the batch size; a smaller final batch at a `--count` limit

@@ -1,11 +1,13 @@
 //! What every load generator shares: when to stop, the live counters behind the once-a-second
 //! progress line, and the per-executor results merged at the end.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
@@ -174,6 +176,13 @@ impl RunControl {
     }
 }
 
+/// Milliseconds since the Unix epoch (0 for a clock before it), as RocketMQ stamps messages.
+pub(crate) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// What one executor hands back: its latencies and its failures by cause.
 #[derive(Debug)]
 pub struct ExecutorResult {
@@ -193,6 +202,19 @@ impl Default for ExecutorResult {
 }
 
 impl ExecutorResult {
+    /// Waits for all `tasks` of one executor, which record into `result`, and returns what they
+    /// recorded.
+    pub async fn join(
+        tasks: Vec<tern_runtime::Task<()>>,
+        result: Rc<RefCell<ExecutorResult>>,
+    ) -> ExecutorResult {
+        for t in tasks {
+            t.await;
+        }
+        let out = std::mem::take(&mut *result.borrow_mut());
+        out
+    }
+
     /// Adds `other`'s latencies and errors to this one.
     pub fn merge(&mut self, other: ExecutorResult) {
         // Same bounds on both sides: adding cannot fail.

@@ -61,19 +61,12 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
-    let _log = match args.log.init("broker") {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("cannot open log directory: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let config = match build_config(&args, &knobs, &matches) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let (_log, config) = match args
+        .log
+        .init_and_load("broker", || build_config(&args, &knobs, &matches))
+    {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     if args.print_config {
         print!("{}", config.to_properties());

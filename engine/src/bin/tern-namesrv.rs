@@ -62,19 +62,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let _log = match args.log.init("namesrv") {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("cannot open log directory: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let config = match build_config(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let (_log, config) = match args.log.init_and_load("namesrv", || build_config(&args)) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     if args.print_config {
         print!("{}", config.to_properties());

@@ -92,6 +92,14 @@ pub struct ConnectionRef {
     pub conn_id: u64,
 }
 
+#[cfg(test)]
+impl ConnectionRef {
+    /// The connection `conn_id` of core `core` (for tests, which make many).
+    pub(crate) fn new(core: usize, conn_id: u64) -> Self {
+        ConnectionRef { core, conn_id }
+    }
+}
+
 /// What a member's client said about itself (GET_CONSUMER_CONNECTION_LIST).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientInfo {
@@ -327,14 +335,8 @@ mod tests {
         let hb: HeartbeatData = serde_json::from_str(NODE_STYLE).unwrap();
         let data = &hb.consumer_data_set[0];
         let mut groups = ConsumerGroups::default();
-        let a = ConnectionRef {
-            core: 0,
-            conn_id: 1,
-        };
-        let b = ConnectionRef {
-            core: 1,
-            conn_id: 2,
-        };
+        let a = ConnectionRef::new(0, 1);
+        let b = ConnectionRef::new(1, 2);
         let now = Instant::now();
         let info = ClientInfo {
             addr: "127.0.0.1:5000".into(),

@@ -36,14 +36,12 @@ struct ConsumerIdList {
 }
 
 impl Core {
+    /// The consumer offset and membership requests; on the state core, where [`Core::handle`]
+    /// forwards them.
     pub(crate) async fn on_state_core_request(
         self: &Rc<Self>,
         req: RemotingCommand,
-        origin: Origin<'_>,
     ) -> Option<Reply> {
-        if self.index != STATE_CORE {
-            return self.run_on(STATE_CORE, req, origin).await;
-        }
         Some(match req.code {
             request::QUERY_CONSUMER_OFFSET => self.query_offset(&req).await,
             request::UPDATE_CONSUMER_OFFSET => self.update_offset(&req),

@@ -22,7 +22,7 @@ use super::groups::{GroupLimits, GroupTable, SubscriptionGroupConfig};
 use super::local_sync::{ArrivalSignals, Signal, Slot};
 use super::locks::{LockChange, LockTable};
 use super::offsets::OffsetTable;
-use super::routing::STATE_CORE;
+use super::routing::{answered_on_state_core, STATE_CORE};
 use super::shard_store::ShardStore;
 use super::topics::TopicTable;
 use super::transaction::producers::ProducerGroups;
@@ -393,6 +393,9 @@ impl Core {
             ));
         }
         match req.code {
+            code if self.index != STATE_CORE && answered_on_state_core(code) => {
+                self.run_on(STATE_CORE, req, origin).await
+            }
             request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
                 self.on_send(req, origin).await
             }
@@ -401,9 +404,7 @@ impl Core {
             request::QUERY_CONSUMER_OFFSET
             | request::UPDATE_CONSUMER_OFFSET
             | request::GET_CONSUMER_LIST_BY_GROUP
-            | request::GET_CONSUMER_CONNECTION_LIST => {
-                self.on_state_core_request(req, origin).await
-            }
+            | request::GET_CONSUMER_CONNECTION_LIST => self.on_state_core_request(req).await,
             request::HEART_BEAT | request::UNREGISTER_CLIENT => {
                 self.on_client_request(req, origin).await
             }
@@ -429,14 +430,14 @@ impl Core {
                 self.on_internal(req, origin).await
             }
             super::ha::fetch::HA_FETCH => self.on_ha_fetch(req, origin).await,
-            request::GET_ALL_DELAY_OFFSET => self.on_table_dump(req, origin).await,
+            request::GET_ALL_DELAY_OFFSET => self.on_table_dump(req).await,
             request::UPDATE_BROKER_CONFIG => self.on_update_broker_config(req, origin).await,
             request::GET_TOPIC_CONFIG => Some(self.on_get_topic_config(&req)),
             request::DELETE_SUBSCRIPTIONGROUP => self.on_delete_group(req, origin).await,
             request::QUERY_TOPIC_CONSUME_BY_WHO
             | request::CLONE_GROUP_OFFSET
             | request::INVOKE_BROKER_TO_RESET_OFFSET
-            | request::GET_ALL_CONSUMER_OFFSET => self.on_offset_admin(req, origin).await,
+            | request::GET_ALL_CONSUMER_OFFSET => self.on_offset_admin(req).await,
             request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => {
                 Some(self.on_get_all_subscription_groups(&req))
             }

@@ -108,15 +108,8 @@ impl Core {
 
     /// The offset administration answered by the state core (which holds the committed offsets):
     /// QUERY_TOPIC_CONSUME_BY_WHO, CLONE_GROUP_OFFSET, INVOKE_BROKER_TO_RESET_OFFSET and
-    /// GET_ALL_CONSUMER_OFFSET (`admin_sync.rs`).
-    pub(crate) async fn on_offset_admin(
-        self: &Rc<Self>,
-        req: RemotingCommand,
-        origin: Origin<'_>,
-    ) -> Option<Reply> {
-        if self.index != STATE_CORE {
-            return self.run_on(STATE_CORE, req, origin).await;
-        }
+    /// GET_ALL_CONSUMER_OFFSET (`admin_sync.rs`); [`Core::handle`] forwards them there.
+    pub(crate) async fn on_offset_admin(self: &Rc<Self>, req: RemotingCommand) -> Option<Reply> {
         let answer = match req.code {
             request::QUERY_TOPIC_CONSUME_BY_WHO => self.topic_consumed_by(&req),
             request::CLONE_GROUP_OFFSET => self.clone_group_offset(&req),

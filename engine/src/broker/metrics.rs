@@ -24,7 +24,7 @@
 //! | `tern_cores` | gauge | — |
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -183,14 +183,7 @@ pub(crate) async fn core_counters(core: &Rc<Core>, to: usize) -> Option<CoreCoun
 
 /// `(group, topic) → lag` for every group with committed offsets on this (the state) core.
 async fn group_lag(core: &Rc<Core>) -> BTreeMap<(String, String), u64> {
-    let groups: BTreeSet<String> = core
-        .offsets
-        .borrow()
-        .file()
-        .offset_table
-        .keys()
-        .filter_map(|k| k.rsplit_once('@').map(|(_, g)| g.to_string()))
-        .collect();
+    let groups = core.offsets.borrow().groups();
     let mut lag = BTreeMap::new();
     for group in groups {
         let req =
@@ -236,6 +229,9 @@ async fn topic_max_offsets(core: &Rc<Core>) -> BTreeMap<String, u64> {
     out
 }
 
+/// A counter exported per core: its name, its help and the [`CoreCounters`] field it shows.
+type CoreCounterRow = (&'static str, &'static str, fn(&CoreCounters) -> u64);
+
 /// Renders the exposition (run on the state core).
 pub(crate) async fn render(core: &Rc<Core>, metrics: &BrokerMetrics) -> String {
     let mut per_core = Vec::with_capacity(core.cores);
@@ -260,23 +256,30 @@ pub(crate) async fn render(core: &Rc<Core>, metrics: &BrokerMetrics) -> String {
             let samples: Vec<_> = rows.iter().map(|(l, v)| (l.as_slice(), *v)).collect();
             e.counter(name, help, &samples);
         };
-    counter(
+    let per_core_counters = |e: &mut Exposition, table: &[CoreCounterRow]| {
+        for &(name, help, field) in table {
+            counter(e, name, help, by_core(field));
+        }
+    };
+    per_core_counters(
         &mut e,
-        "tern_messages_produced_total",
-        "Messages stored by produce requests.",
-        by_core(|c| c.produced),
-    );
-    counter(
-        &mut e,
-        "tern_produced_bytes_total",
-        "Message body bytes received by produce requests.",
-        by_core(|c| c.produced_bytes),
-    );
-    counter(
-        &mut e,
-        "tern_messages_consumed_total",
-        "Messages returned by pulls.",
-        by_core(|c| c.consumed),
+        &[
+            (
+                "tern_messages_produced_total",
+                "Messages stored by produce requests.",
+                |c| c.produced,
+            ),
+            (
+                "tern_produced_bytes_total",
+                "Message body bytes received by produce requests.",
+                |c| c.produced_bytes,
+            ),
+            (
+                "tern_messages_consumed_total",
+                "Messages returned by pulls.",
+                |c| c.consumed,
+            ),
+        ],
     );
     let mut consumed = Vec::new();
     for (c, v) in &per_core {
@@ -295,30 +298,30 @@ pub(crate) async fn render(core: &Rc<Core>, metrics: &BrokerMetrics) -> String {
         "Pull body bytes, sent with sendfile (zero_copy) or copied.",
         consumed,
     );
-    counter(
+    per_core_counters(
         &mut e,
-        "tern_forwarded_requests_total",
-        "Requests forwarded to another core over the mesh (including the scrape's own).",
-        by_core(|c| c.forwarded),
-    );
-
-    counter(
-        &mut e,
-        "tern_flush_rounds_total",
-        "Completed CommitLog flush rounds (writes + fdatasync/msync).",
-        by_core(|c| c.flush_rounds),
-    );
-    counter(
-        &mut e,
-        "tern_flush_appends_total",
-        "Appends made durable by flush rounds (rate / rounds rate = mean batch size).",
-        by_core(|c| c.flush_appends),
-    );
-    counter(
-        &mut e,
-        "tern_flush_bytes_total",
-        "Bytes made durable by flush rounds.",
-        by_core(|c| c.flush_bytes),
+        &[
+            (
+                "tern_forwarded_requests_total",
+                "Requests forwarded to another core over the mesh (including the scrape's own).",
+                |c| c.forwarded,
+            ),
+            (
+                "tern_flush_rounds_total",
+                "Completed CommitLog flush rounds (writes + fdatasync/msync).",
+                |c| c.flush_rounds,
+            ),
+            (
+                "tern_flush_appends_total",
+                "Appends made durable by flush rounds (rate / rounds rate = mean batch size).",
+                |c| c.flush_appends,
+            ),
+            (
+                "tern_flush_bytes_total",
+                "Bytes made durable by flush rounds.",
+                |c| c.flush_bytes,
+            ),
+        ],
     );
     let secs: Vec<_> = per_core
         .iter()

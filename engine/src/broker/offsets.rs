@@ -3,7 +3,7 @@
 //!
 //! The table lives on the state core (see the broker module docs); other cores forward commits to it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +116,15 @@ impl OffsetTable {
             .collect();
         topics.sort();
         topics
+    }
+
+    /// Every group with committed offsets (of any topic), sorted.
+    pub fn groups(&self) -> BTreeSet<String> {
+        self.file
+            .offset_table
+            .keys()
+            .filter_map(|k| k.rsplit_once(KEY_SEPARATOR).map(|(_, g)| g.to_string()))
+            .collect()
     }
 
     /// The persisted form, and clears the dirty mark; `None` when nothing changed since last time.

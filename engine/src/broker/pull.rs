@@ -337,27 +337,25 @@ mod tests {
 
     #[test]
     fn status_mapping() {
-        assert_eq!(response_code(GetStatus::Found, 5), response::SUCCESS);
-        assert_eq!(
-            response_code(GetStatus::NoMessageInQueue, 0),
-            response::PULL_NOT_FOUND
-        );
-        assert_eq!(
-            response_code(GetStatus::NoMessageInQueue, 3),
-            response::PULL_OFFSET_MOVED
-        );
-        assert_eq!(
-            response_code(GetStatus::OffsetOverflowOne, 3),
-            response::PULL_NOT_FOUND
-        );
-        assert_eq!(
-            response_code(GetStatus::OffsetOverflowBadly, 3),
-            response::PULL_OFFSET_MOVED
-        );
-        assert_eq!(
-            response_code(GetStatus::NoMatchedMessage, 3),
-            response::PULL_RETRY_IMMEDIATELY
-        );
+        let cases = [
+            (GetStatus::Found, 5, response::SUCCESS),
+            (GetStatus::NoMessageInQueue, 0, response::PULL_NOT_FOUND),
+            (GetStatus::NoMessageInQueue, 3, response::PULL_OFFSET_MOVED),
+            (GetStatus::OffsetOverflowOne, 3, response::PULL_NOT_FOUND),
+            (
+                GetStatus::OffsetOverflowBadly,
+                3,
+                response::PULL_OFFSET_MOVED,
+            ),
+            (
+                GetStatus::NoMatchedMessage,
+                3,
+                response::PULL_RETRY_IMMEDIATELY,
+            ),
+        ];
+        for (status, min_offset, code) in cases {
+            assert_eq!(response_code(status, min_offset), code, "{status:?}");
+        }
         assert_eq!(status_name(GetStatus::OffsetTooSmall), "OFFSET_TOO_SMALL");
     }
 }

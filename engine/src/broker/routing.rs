@@ -11,6 +11,25 @@
 /// consumer offsets, and the persisted topic and subscription group files.
 pub const STATE_CORE: usize = 0;
 
+/// True for the requests answered only on [`STATE_CORE`], which holds the committed offsets,
+/// the delay offsets and consumer group membership; [`super::core::Core::handle`] forwards them
+/// there, as they came, from any other core.
+pub(crate) fn answered_on_state_core(code: i32) -> bool {
+    use tern_net::code::request;
+    matches!(
+        code,
+        request::QUERY_CONSUMER_OFFSET
+            | request::UPDATE_CONSUMER_OFFSET
+            | request::GET_CONSUMER_LIST_BY_GROUP
+            | request::GET_CONSUMER_CONNECTION_LIST
+            | request::GET_ALL_DELAY_OFFSET
+            | request::QUERY_TOPIC_CONSUME_BY_WHO
+            | request::CLONE_GROUP_OFFSET
+            | request::INVOKE_BROKER_TO_RESET_OFFSET
+            | request::GET_ALL_CONSUMER_OFFSET
+    )
+}
+
 /// FNV-1a, 32 bits.
 pub fn fnv1a32(bytes: &[u8]) -> u32 {
     let mut h: u32 = 0x811c_9dc5;

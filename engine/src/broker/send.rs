@@ -160,13 +160,7 @@ impl Core {
             }
             return self.run_on(owner, fwd, origin).await;
         }
-        let born_host = match origin {
-            Origin::Local(conn) => conn.peer,
-            Origin::Forwarded => req
-                .ext(BORN_HOST)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)),
-        };
+        let born_host = born_host(&req, origin);
         if req.code == request::SEND_BATCH_MESSAGE {
             return Some(self.store_batch(&req, &header, born_host).await);
         }
@@ -274,6 +268,31 @@ impl Core {
         )
     }
 
+    /// One message of a SEND as it is stored: `flag`, `body` and the encoded `properties` put to
+    /// `header`'s topic and queue, with the header's sys flag, born time and reconsume count.
+    fn send_draft<'a>(
+        &self,
+        header: &'a SendMessageRequestHeader,
+        flag: i32,
+        body: &'a [u8],
+        properties: &'a [u8],
+        born_host: SocketAddr,
+    ) -> MessageDraft<'a> {
+        MessageDraft {
+            topic: &header.topic,
+            queue_id: header.queue_id,
+            flag,
+            body,
+            properties,
+            sys_flag: header.sys_flag,
+            born_timestamp: header.born_timestamp,
+            born_host,
+            store_host: self.store_host,
+            reconsume_times: header.reconsume_times.unwrap_or(0),
+            prepared_transaction_offset: 0,
+        }
+    }
+
     /// Stores the message on this core (which owns the queue) and builds the response.
     async fn store_message(
         &self,
@@ -299,19 +318,7 @@ impl Core {
             [(CLUSTER_PROPERTY, self.config.cluster_name.as_str())],
             &mut props,
         );
-        let draft = MessageDraft {
-            topic: &header.topic,
-            queue_id: header.queue_id,
-            flag: header.flag,
-            body: &req.body,
-            properties: &props,
-            sys_flag: header.sys_flag,
-            born_timestamp: header.born_timestamp,
-            born_host,
-            store_host: self.store_host,
-            reconsume_times: header.reconsume_times.unwrap_or(0),
-            prepared_transaction_offset: 0,
-        };
+        let draft = self.send_draft(header, header.flag, &req.body, &props, born_host);
         let outcome = self.store.put(&draft).await;
         PROPERTY_BUFFERS.with(|b| b.borrow_mut().push(props));
         let outcome = match outcome {
@@ -383,19 +390,7 @@ impl Core {
         let drafts: Vec<MessageDraft<'_>> = items
             .iter()
             .zip(&props)
-            .map(|(item, p)| MessageDraft {
-                topic: &header.topic,
-                queue_id: header.queue_id,
-                flag: item.flag,
-                body: item.body,
-                properties: p,
-                sys_flag: header.sys_flag,
-                born_timestamp: header.born_timestamp,
-                born_host,
-                store_host: self.store_host,
-                reconsume_times: header.reconsume_times.unwrap_or(0),
-                prepared_transaction_offset: 0,
-            })
+            .map(|(item, p)| self.send_draft(header, item.flag, item.body, p, born_host))
             .collect();
         let stored = match self.store.put_batch(&drafts).await {
             Ok(s) => s,
@@ -472,3 +467,15 @@ fn refuse(req: &RemotingCommand, code: i32, remark: impl Into<String>) -> Box<Re
 
 /// Extension field carrying the producer's address on a forwarded send.
 pub(crate) const BORN_HOST: &str = "ternBornHost";
+
+/// The producer's address of a send: the connection's peer, or for a send forwarded from
+/// another core the [`BORN_HOST`] that core recorded (`0.0.0.0:0` when it is missing).
+pub(crate) fn born_host(req: &RemotingCommand, origin: Origin<'_>) -> SocketAddr {
+    match origin {
+        Origin::Local(conn) => conn.peer,
+        Origin::Forwarded => req
+            .ext(BORN_HOST)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)),
+    }
+}

@@ -124,12 +124,7 @@ where
 {
     let handler = Rc::new(handler);
     loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            stop.wait().await;
-            None
-        })
-        .await;
-        match accepted {
+        match stop.accept(&listener).await {
             None => return,
             Some(Ok(stream)) => {
                 let handler = Rc::clone(&handler);

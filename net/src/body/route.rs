@@ -69,6 +69,17 @@ pub struct TopicRouteData {
     pub queue_datas: Vec<QueueData>,
 }
 
+impl TopicRouteData {
+    /// The master address of `broker_name` in this route, if the route lists one.
+    pub fn master_addr(&self, broker_name: &str) -> Option<&str> {
+        self.broker_datas
+            .iter()
+            .find(|b| b.broker_name == broker_name)
+            .and_then(|b| b.broker_addrs.get(&MASTER_ID))
+            .map(String::as_str)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

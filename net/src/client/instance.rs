@@ -21,7 +21,7 @@ use crate::RemotingCommand;
 
 use super::message::decode_pulled;
 use super::pull::{PullResult, PullStatus};
-use super::route::{self, MessageQueue};
+use super::route::MessageQueue;
 use super::wire::{ConsumerIdList, HeartbeatData, LockBatchRequest, LockBatchResponse};
 use super::MqError;
 
@@ -87,6 +87,19 @@ impl Instance {
         Ok(self.remoting.invoke(addr, cmd, timeout).await?)
     }
 
+    /// Sends `cmd` to the master of `mq`'s broker (found as [`Instance::find_master`] does) and
+    /// returns that master's address with its answer.
+    pub(crate) async fn invoke_master(
+        &self,
+        mq: &MessageQueue,
+        cmd: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<(String, RemotingCommand), MqError> {
+        let addr = self.find_master(&mq.broker_name, &mq.topic).await?;
+        let rsp = self.invoke(&addr, cmd, timeout).await?;
+        Ok((addr, rsp))
+    }
+
     /// Sends `cmd` one-way to `addr`.
     pub(crate) async fn invoke_oneway(
         &self,
@@ -122,10 +135,7 @@ impl Instance {
             return match rsp.code {
                 response::SUCCESS => {
                     let route: TopicRouteData =
-                        body::decode(&rsp.body).map_err(|e| MqError::Malformed {
-                            addr: addr.clone(),
-                            reason: e.to_string(),
-                        })?;
+                        body::decode(&rsp.body).map_err(|e| MqError::malformed(addr, e))?;
                     self.routes
                         .borrow_mut()
                         .insert(topic.to_string(), route.clone());
@@ -148,7 +158,7 @@ impl Instance {
         self.routes
             .borrow()
             .values()
-            .find_map(|r| route::master_addr(r, broker_name).map(str::to_string))
+            .find_map(|r| r.master_addr(broker_name).map(str::to_string))
     }
 
     /// The master address of `broker_name`, refreshing `topic`'s route once if it is unknown.
@@ -224,10 +234,8 @@ impl Instance {
         if rsp.code != response::SUCCESS {
             return Err(MqError::broker(addr, &rsp));
         }
-        let list: ConsumerIdList = body::decode(&rsp.body).map_err(|e| MqError::Malformed {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-        })?;
+        let list: ConsumerIdList =
+            body::decode(&rsp.body).map_err(|e| MqError::malformed(addr, e))?;
         Ok(list.consumer_id_list)
     }
 
@@ -237,7 +245,6 @@ impl Instance {
         group: &str,
         mq: &MessageQueue,
     ) -> Result<Option<i64>, MqError> {
-        let addr = self.find_master(&mq.broker_name, &mq.topic).await?;
         let header = QueryConsumerOffsetRequestHeader {
             consumer_group: group.to_string(),
             topic: mq.topic.clone(),
@@ -246,14 +253,12 @@ impl Instance {
             broker_name: Some(mq.broker_name.clone()),
         };
         let cmd = RemotingCommand::request(request::QUERY_CONSUMER_OFFSET).with_header(&header);
-        let rsp = self.invoke(&addr, cmd, ADMIN_TIMEOUT).await?;
+        let (addr, rsp) = self.invoke_master(mq, cmd, ADMIN_TIMEOUT).await?;
         match rsp.code {
             response::SUCCESS => {
-                let h: QueryConsumerOffsetResponseHeader =
-                    rsp.decode_header().map_err(|e| MqError::Malformed {
-                        addr: addr.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let h: QueryConsumerOffsetResponseHeader = rsp
+                    .decode_header()
+                    .map_err(|e| MqError::malformed(&addr, e))?;
                 Ok(Some(h.offset))
             }
             response::QUERY_NOT_FOUND => Ok(None),
@@ -268,7 +273,6 @@ impl Instance {
         mq: &MessageQueue,
         offset: i64,
     ) -> Result<(), MqError> {
-        let addr = self.find_master(&mq.broker_name, &mq.topic).await?;
         let header = UpdateConsumerOffsetRequestHeader {
             consumer_group: group.to_string(),
             topic: mq.topic.clone(),
@@ -277,7 +281,7 @@ impl Instance {
             broker_name: Some(mq.broker_name.clone()),
         };
         let cmd = RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET).with_header(&header);
-        let rsp = self.invoke(&addr, cmd, ADMIN_TIMEOUT).await?;
+        let (addr, rsp) = self.invoke_master(mq, cmd, ADMIN_TIMEOUT).await?;
         if rsp.code != response::SUCCESS {
             return Err(MqError::broker(&addr, &rsp));
         }
@@ -286,7 +290,6 @@ impl Instance {
 
     /// The next offset to be written in `mq` (its message count, for a queue never truncated).
     pub(crate) async fn max_offset(&self, mq: &MessageQueue) -> Result<i64, MqError> {
-        let addr = self.find_master(&mq.broker_name, &mq.topic).await?;
         let header = GetMaxOffsetRequestHeader {
             topic: mq.topic.clone(),
             queue_id: mq.queue_id,
@@ -294,15 +297,13 @@ impl Instance {
             broker_name: Some(mq.broker_name.clone()),
         };
         let cmd = RemotingCommand::request(request::GET_MAX_OFFSET).with_header(&header);
-        let rsp = self.invoke(&addr, cmd, ADMIN_TIMEOUT).await?;
+        let (addr, rsp) = self.invoke_master(mq, cmd, ADMIN_TIMEOUT).await?;
         if rsp.code != response::SUCCESS {
             return Err(MqError::broker(&addr, &rsp));
         }
-        let h: GetMaxOffsetResponseHeader =
-            rsp.decode_header().map_err(|e| MqError::Malformed {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
+        let h: GetMaxOffsetResponseHeader = rsp
+            .decode_header()
+            .map_err(|e| MqError::malformed(&addr, e))?;
         Ok(h.offset)
     }
 
@@ -314,12 +315,11 @@ impl Instance {
         mut header: PullMessageRequestHeader,
         timeout: Duration,
     ) -> Result<PullResult, MqError> {
-        let addr = self.find_master(&mq.broker_name, &mq.topic).await?;
         header.topic = mq.topic.clone();
         header.queue_id = mq.queue_id;
         header.broker_name = Some(mq.broker_name.clone());
         let cmd = RemotingCommand::request(request::PULL_MESSAGE).with_header(&header);
-        let rsp = self.invoke(&addr, cmd, timeout).await?;
+        let (addr, rsp) = self.invoke_master(mq, cmd, timeout).await?;
         let status = match rsp.code {
             response::SUCCESS => PullStatus::Found,
             response::PULL_NOT_FOUND => PullStatus::NoNewMsg,
@@ -327,15 +327,11 @@ impl Instance {
             response::PULL_OFFSET_MOVED => PullStatus::OffsetIllegal,
             _ => return Err(MqError::broker(&addr, &rsp)),
         };
-        let h: PullMessageResponseHeader = rsp.decode_header().map_err(|e| MqError::Malformed {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
+        let h: PullMessageResponseHeader = rsp
+            .decode_header()
+            .map_err(|e| MqError::malformed(&addr, e))?;
         let messages = if status == PullStatus::Found {
-            decode_pulled(&rsp.body, mq).map_err(|reason| MqError::Malformed {
-                addr: addr.clone(),
-                reason,
-            })?
+            decode_pulled(&rsp.body, mq).map_err(|reason| MqError::malformed(&addr, reason))?
         } else {
             Vec::new()
         };
@@ -384,10 +380,7 @@ impl Instance {
             return Ok(Vec::new());
         }
         let locked: LockBatchResponse =
-            body::decode(&rsp.body).map_err(|e| MqError::Malformed {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
+            body::decode(&rsp.body).map_err(|e| MqError::malformed(&addr, e))?;
         Ok(locked.lock_ok)
     }
 

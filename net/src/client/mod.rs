@@ -30,12 +30,14 @@ mod fault;
 mod instance;
 mod message;
 mod offset_store;
+mod periodic;
 mod producer;
 mod pull;
 mod pull_consumer;
 mod push_consumer;
 mod route;
 mod selector;
+mod settings;
 mod uniq_id;
 mod wire;
 
@@ -110,6 +112,15 @@ impl MqError {
             code: rsp.code,
             name: crate::code::response::name(rsp.code).unwrap_or("UNKNOWN"),
             remark: rsp.remark.clone().unwrap_or_default(),
+        }
+    }
+
+    /// A [`MqError::Malformed`]: `addr` answered something that could not be decoded, for
+    /// `reason`.
+    fn malformed(addr: &str, reason: impl std::fmt::Display) -> Self {
+        MqError::Malformed {
+            addr: addr.to_string(),
+            reason: reason.to_string(),
         }
     }
 

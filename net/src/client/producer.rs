@@ -41,8 +41,10 @@ use super::compress::compress_if_large;
 use super::fault::{FaultTable, ISOLATION_LATENCY};
 use super::instance::Instance;
 use super::message::Message;
+use super::periodic::spawn_periodic;
 use super::route::{publish_queues, MessageQueue};
 use super::selector::QueueSelector;
+use super::settings::{client_settings_setters, require_group, ClientSettings};
 use super::uniq_id::{new_uniq_id, now_millis};
 use super::wire::{HeartbeatData, ProducerData};
 use super::MqError;
@@ -91,8 +93,7 @@ pub struct SendResult {
 #[derive(Debug, Clone)]
 pub struct ProducerBuilder {
     producer_group: String,
-    namesrv_addr: String,
-    instance_name: Option<String>,
+    client: ClientSettings,
     send_msg_timeout: Duration,
     retry_times_when_send_failed: u32,
     retry_times_when_send_async_failed: u32,
@@ -101,21 +102,10 @@ pub struct ProducerBuilder {
     compress_msg_body_over_howmuch: usize,
     default_topic_queue_nums: i32,
     send_latency_fault_enable: bool,
-    poll_name_server_interval: Duration,
-    heartbeat_broker_interval: Duration,
 }
 
 impl ProducerBuilder {
-    /// `namesrvAddr`: nameserver addresses separated by `;` (required).
-    pub fn namesrv_addr(mut self, addr: impl Into<String>) -> Self {
-        self.namesrv_addr = addr.into();
-        self
-    }
-    /// `instanceName` (default: `pid#time`, unique per producer).
-    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
-        self.instance_name = Some(name.into());
-        self
-    }
+    client_settings_setters!(client; namesrv_addr, instance_name);
     /// `sendMsgTimeout` (3 s): the limit of one attempt.
     pub fn send_msg_timeout(mut self, t: Duration) -> Self {
         self.send_msg_timeout = t;
@@ -157,24 +147,13 @@ impl ProducerBuilder {
         self.send_latency_fault_enable = on;
         self
     }
-    /// `pollNameServerInterval` (30 s): route refresh period.
-    pub fn poll_name_server_interval(mut self, t: Duration) -> Self {
-        self.poll_name_server_interval = t;
-        self
-    }
-    /// `heartbeatBrokerInterval` (30 s).
-    pub fn heartbeat_broker_interval(mut self, t: Duration) -> Self {
-        self.heartbeat_broker_interval = t;
-        self
-    }
+    client_settings_setters!(client; poll_name_server_interval, heartbeat_broker_interval);
 
     /// Starts the producer on the current executor: its route-refresh and heartbeat tasks run
     /// until [`Producer::shutdown`] or drop.
     pub async fn start(self) -> Result<Producer, MqError> {
-        if self.producer_group.is_empty() {
-            return Err(MqError::Config("producerGroup is empty".into()));
-        }
-        let instance = Instance::new(&self.namesrv_addr, self.instance_name.as_deref(), None)?;
+        require_group("producerGroup", &self.producer_group)?;
+        let instance = self.client.instance(None)?;
         let inner = Rc::new(Inner {
             cfg: self,
             instance,
@@ -182,21 +161,17 @@ impl ProducerBuilder {
             faults: RefCell::new(FaultTable::default()),
             next_queue: Cell::new(0),
         });
-        let refresh = {
-            let inner = Rc::clone(&inner);
-            tern_runtime::spawn_local(async move {
-                loop {
-                    tern_runtime::sleep(inner.cfg.poll_name_server_interval).await;
-                    inner.refresh_routes().await;
-                }
-            })
-        };
+        let refresh = spawn_periodic(
+            &inner,
+            inner.cfg.client.poll_name_server_interval,
+            |i| async move { i.refresh_routes().await },
+        );
         let heartbeat = {
             let inner = Rc::clone(&inner);
             tern_runtime::spawn_local(async move {
                 loop {
                     inner.heartbeat().await;
-                    tern_runtime::sleep(inner.cfg.heartbeat_broker_interval).await;
+                    tern_runtime::sleep(inner.cfg.client.heartbeat_broker_interval).await;
                 }
             })
         };
@@ -240,8 +215,7 @@ impl Producer {
     pub fn builder(producer_group: impl Into<String>) -> ProducerBuilder {
         ProducerBuilder {
             producer_group: producer_group.into(),
-            namesrv_addr: String::new(),
-            instance_name: None,
+            client: ClientSettings::default(),
             send_msg_timeout: Duration::from_secs(3),
             retry_times_when_send_failed: 2,
             retry_times_when_send_async_failed: 2,
@@ -250,8 +224,6 @@ impl Producer {
             compress_msg_body_over_howmuch: 4 * 1024,
             default_topic_queue_nums: 4,
             send_latency_fault_enable: false,
-            poll_name_server_interval: Duration::from_secs(30),
-            heartbeat_broker_interval: Duration::from_secs(30),
         }
     }
 
@@ -571,14 +543,10 @@ impl Inner {
     }
 
     async fn send_once(&self, p: &Prepared, mq: &MessageQueue) -> Result<SendResult, MqError> {
-        let addr = self
-            .instance
-            .find_master(&mq.broker_name, &mq.topic)
-            .await?;
         let cmd = self.command(p, mq);
-        let rsp = self
+        let (addr, rsp) = self
             .instance
-            .invoke(&addr, cmd, self.cfg.send_msg_timeout)
+            .invoke_master(mq, cmd, self.cfg.send_msg_timeout)
             .await?;
         let status = match rsp.code {
             response::SUCCESS => SendStatus::SendOk,
@@ -587,10 +555,9 @@ impl Inner {
             response::SLAVE_NOT_AVAILABLE => SendStatus::SlaveNotAvailable,
             _ => return Err(MqError::broker(&addr, &rsp)),
         };
-        let h: SendMessageResponseHeader = rsp.decode_header().map_err(|e| MqError::Malformed {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
+        let h: SendMessageResponseHeader = rsp
+            .decode_header()
+            .map_err(|e| MqError::malformed(&addr, e))?;
         Ok(SendResult {
             status,
             msg_id: p.msg_id.clone(),

@@ -13,8 +13,10 @@ use tern_runtime::Task;
 use crate::header::PullMessageRequestHeader;
 
 use super::instance::Instance;
+use super::periodic::spawn_periodic;
 use super::pull::{PullResult, PullStatus, FLAG_SUBSCRIPTION, FLAG_SUSPEND};
 use super::route::{subscribe_queues, MessageQueue};
+use super::settings::{client_settings_setters, require_group, ClientSettings};
 use super::uniq_id::now_millis;
 use super::wire::{ConsumerData, HeartbeatData, Subscription};
 use super::MqError;
@@ -23,24 +25,13 @@ use super::MqError;
 #[derive(Debug, Clone)]
 pub struct PullConsumerBuilder {
     consumer_group: String,
-    namesrv_addr: String,
-    instance_name: Option<String>,
+    client: ClientSettings,
     consumer_pull_timeout: Duration,
     persist_consumer_offset_interval: Duration,
-    heartbeat_broker_interval: Duration,
 }
 
 impl PullConsumerBuilder {
-    /// `namesrvAddr`: nameserver addresses separated by `;` (required).
-    pub fn namesrv_addr(mut self, addr: impl Into<String>) -> Self {
-        self.namesrv_addr = addr.into();
-        self
-    }
-    /// `instanceName` (default: `pid#time`, unique per consumer).
-    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
-        self.instance_name = Some(name.into());
-        self
-    }
+    client_settings_setters!(client; namesrv_addr, instance_name);
     /// `consumerPullTimeoutMillis` (10 s): the limit of a pull without long polling.
     pub fn consumer_pull_timeout(mut self, t: Duration) -> Self {
         self.consumer_pull_timeout = t;
@@ -51,44 +42,32 @@ impl PullConsumerBuilder {
         self.persist_consumer_offset_interval = t;
         self
     }
-    /// `heartbeatBrokerInterval` (30 s).
-    pub fn heartbeat_broker_interval(mut self, t: Duration) -> Self {
-        self.heartbeat_broker_interval = t;
-        self
-    }
+    client_settings_setters!(client; heartbeat_broker_interval);
 
     /// Starts the consumer on the current executor (offset-commit and heartbeat tasks).
     pub async fn start(self) -> Result<PullConsumer, MqError> {
-        if self.consumer_group.is_empty() {
-            return Err(MqError::Config("consumerGroup is empty".into()));
-        }
-        let instance = Instance::new(&self.namesrv_addr, self.instance_name.as_deref(), None)?;
+        require_group("consumerGroup", &self.consumer_group)?;
+        let instance = self.client.instance(None)?;
         let inner = Rc::new(Inner {
             cfg: self,
             instance,
             offsets: RefCell::new(HashMap::new()),
             topics: RefCell::new(BTreeSet::new()),
         });
-        let persist = {
-            let inner = Rc::clone(&inner);
-            tern_runtime::spawn_local(async move {
-                loop {
-                    tern_runtime::sleep(inner.cfg.persist_consumer_offset_interval).await;
-                    if let Err(e) = inner.persist().await {
-                        tracing::warn!(error = %e, "offset commit failed");
-                    }
+        let persist = spawn_periodic(
+            &inner,
+            inner.cfg.persist_consumer_offset_interval,
+            |i| async move {
+                if let Err(e) = i.persist().await {
+                    tracing::warn!(error = %e, "offset commit failed");
                 }
-            })
-        };
-        let heartbeat = {
-            let inner = Rc::clone(&inner);
-            tern_runtime::spawn_local(async move {
-                loop {
-                    tern_runtime::sleep(inner.cfg.heartbeat_broker_interval).await;
-                    inner.heartbeat().await;
-                }
-            })
-        };
+            },
+        );
+        let heartbeat = spawn_periodic(
+            &inner,
+            inner.cfg.client.heartbeat_broker_interval,
+            |i| async move { i.heartbeat().await },
+        );
         Ok(PullConsumer {
             inner,
             _tasks: vec![persist, heartbeat],
@@ -115,11 +94,9 @@ impl PullConsumer {
     pub fn builder(consumer_group: impl Into<String>) -> PullConsumerBuilder {
         PullConsumerBuilder {
             consumer_group: consumer_group.into(),
-            namesrv_addr: String::new(),
-            instance_name: None,
+            client: ClientSettings::default(),
             consumer_pull_timeout: Duration::from_secs(10),
             persist_consumer_offset_interval: Duration::from_secs(5),
-            heartbeat_broker_interval: Duration::from_secs(30),
         }
     }
 
@@ -250,12 +227,8 @@ impl Inner {
     }
 
     async fn persist(&self) -> Result<(), MqError> {
-        let table: Vec<(MessageQueue, i64)> = self
-            .offsets
-            .borrow()
-            .iter()
-            .map(|(q, o)| (q.clone(), *o))
-            .collect();
+        // A copy: the commits await, and the table may change meanwhile.
+        let table = self.offsets.borrow().clone();
         let mut first_err = None;
         for (mq, offset) in table {
             if let Err(e) = self

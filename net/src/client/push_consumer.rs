@@ -55,8 +55,10 @@ use super::allocate::allocate_averagely;
 use super::instance::{Instance, ADMIN_TIMEOUT};
 use super::message::MessageExt;
 use super::offset_store;
+use super::periodic::spawn_periodic;
 use super::pull::{PullStatus, FLAG_COMMIT_OFFSET, FLAG_SUBSCRIPTION, FLAG_SUSPEND};
 use super::route::{subscribe_queues, MessageQueue};
+use super::settings::{client_settings_setters, require_group, ClientSettings};
 use super::uniq_id::now_millis;
 use super::wire::{ConsumerData, HeartbeatData, Subscription};
 use super::MqError;
@@ -121,8 +123,7 @@ pub struct PushConsumerBuilder {
 #[derive(Debug, Clone)]
 struct Config {
     consumer_group: String,
-    namesrv_addr: String,
-    instance_name: Option<String>,
+    client: ClientSettings,
     message_model: MessageModel,
     consume_from_where: ConsumeFromWhere,
     consume_message_batch_max_size: usize,
@@ -132,24 +133,13 @@ struct Config {
     pull_time_delay_when_exception: Duration,
     rebalance_interval: Duration,
     persist_consumer_offset_interval: Duration,
-    heartbeat_broker_interval: Duration,
-    poll_name_server_interval: Duration,
     max_reconsume_times: i32,
     suspend_current_queue_time: Duration,
     offset_store_dir: Option<PathBuf>,
 }
 
 impl PushConsumerBuilder {
-    /// `namesrvAddr`: nameserver addresses separated by `;` (required).
-    pub fn namesrv_addr(mut self, addr: impl Into<String>) -> Self {
-        self.cfg.namesrv_addr = addr.into();
-        self
-    }
-    /// `instanceName` (default: `pid#time`, unique per consumer).
-    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
-        self.cfg.instance_name = Some(name.into());
-        self
-    }
+    client_settings_setters!(cfg.client; namesrv_addr, instance_name);
     /// `messageModel` (clustering).
     pub fn message_model(mut self, model: MessageModel) -> Self {
         self.cfg.message_model = model;
@@ -190,16 +180,7 @@ impl PushConsumerBuilder {
         self.cfg.persist_consumer_offset_interval = t;
         self
     }
-    /// `heartbeatBrokerInterval` (30 s).
-    pub fn heartbeat_broker_interval(mut self, t: Duration) -> Self {
-        self.cfg.heartbeat_broker_interval = t;
-        self
-    }
-    /// `pollNameServerInterval` (30 s).
-    pub fn poll_name_server_interval(mut self, t: Duration) -> Self {
-        self.cfg.poll_name_server_interval = t;
-        self
-    }
+    client_settings_setters!(cfg.client; heartbeat_broker_interval, poll_name_server_interval);
     /// `maxReconsumeTimes` (16): deliveries before the dead-letter queue.
     pub fn max_reconsume_times(mut self, n: i32) -> Self {
         self.cfg.max_reconsume_times = n;
@@ -246,9 +227,7 @@ impl PushConsumerBuilder {
             subscriptions,
             listener,
         } = self;
-        if cfg.consumer_group.is_empty() {
-            return Err(MqError::Config("consumerGroup is empty".into()));
-        }
+        require_group("consumerGroup", &cfg.consumer_group)?;
         let listener =
             listener.ok_or_else(|| MqError::Config("no message listener registered".into()))?;
         if subscriptions.is_empty() {
@@ -270,11 +249,7 @@ impl PushConsumerBuilder {
             signal,
             consumer: Rc::clone(&consumer),
         });
-        let instance = Instance::new(
-            &cfg.namesrv_addr,
-            cfg.instance_name.as_deref(),
-            Some(handler),
-        )?;
+        let instance = cfg.client.instance(Some(handler))?;
         let offset_file = (cfg.message_model == MessageModel::Broadcasting).then(|| {
             let dir = cfg.offset_store_dir.clone().unwrap_or_else(|| {
                 let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
@@ -310,12 +285,12 @@ impl PushConsumerBuilder {
             spawn_rebalancer(&inner, wakeups),
             spawn_periodic(
                 &inner,
-                inner.cfg.poll_name_server_interval,
+                inner.cfg.client.poll_name_server_interval,
                 |i| async move { i.refresh_routes().await },
             ),
             spawn_periodic(
                 &inner,
-                inner.cfg.heartbeat_broker_interval,
+                inner.cfg.client.heartbeat_broker_interval,
                 |i| async move { i.heartbeat().await },
             ),
             spawn_periodic(
@@ -352,8 +327,7 @@ impl PushConsumer {
         PushConsumerBuilder {
             cfg: Config {
                 consumer_group: consumer_group.into(),
-                namesrv_addr: String::new(),
-                instance_name: None,
+                client: ClientSettings::default(),
                 message_model: MessageModel::Clustering,
                 consume_from_where: ConsumeFromWhere::LastOffset,
                 consume_message_batch_max_size: 1,
@@ -363,8 +337,6 @@ impl PushConsumer {
                 pull_time_delay_when_exception: Duration::from_secs(3),
                 rebalance_interval: Duration::from_secs(20),
                 persist_consumer_offset_interval: Duration::from_secs(5),
-                heartbeat_broker_interval: Duration::from_secs(30),
-                poll_name_server_interval: Duration::from_secs(30),
                 max_reconsume_times: 16,
                 suspend_current_queue_time: Duration::from_secs(1),
                 offset_store_dir: None,
@@ -488,20 +460,6 @@ fn spawn_rebalancer(inner: &Rc<Inner>, wakeups: LocalReceiver<()>) -> Task<()> {
                 tern_runtime::sleep(wait),
             )
             .await;
-        }
-    })
-}
-
-fn spawn_periodic<F, Fut>(inner: &Rc<Inner>, period: Duration, step: F) -> Task<()>
-where
-    F: Fn(Rc<Inner>) -> Fut + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    let inner = Rc::clone(inner);
-    tern_runtime::spawn_local(async move {
-        loop {
-            tern_runtime::sleep(period).await;
-            step(Rc::clone(&inner)).await;
         }
     })
 }
@@ -667,12 +625,8 @@ impl Inner {
             self.save_offset_file().await;
             return;
         }
-        let table: Vec<(MessageQueue, i64)> = self
-            .offsets
-            .borrow()
-            .iter()
-            .map(|(q, o)| (q.clone(), *o))
-            .collect();
+        // A copy: the commits await, and the table may change meanwhile.
+        let table = self.offsets.borrow().clone();
         for (mq, offset) in table {
             self.persist_one(&mq, offset).await;
         }

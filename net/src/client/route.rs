@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::body::{TopicRouteData, MASTER_ID};
+use crate::body::TopicRouteData;
 
 /// Permission bit: the queues can be written (RocketMQ's `PermName.PERM_WRITE`).
 const PERM_WRITE: i32 = 0x2;
@@ -75,7 +75,7 @@ pub(crate) fn publish_queues(
     datas.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
     let mut out = Vec::new();
     for qd in datas {
-        if master_addr(route, &qd.broker_name).is_none() {
+        if route.master_addr(&qd.broker_name).is_none() {
             continue;
         }
         let n = match cap {
@@ -99,16 +99,6 @@ pub(crate) fn subscribe_queues(topic: &str, route: &TopicRouteData) -> Vec<Messa
         .collect();
     out.sort();
     out
-}
-
-/// The master address of `broker_name` in `route`.
-pub(crate) fn master_addr<'r>(route: &'r TopicRouteData, broker_name: &str) -> Option<&'r str> {
-    route
-        .broker_datas
-        .iter()
-        .find(|b| b.broker_name == broker_name)
-        .and_then(|b| b.broker_addrs.get(&MASTER_ID))
-        .map(String::as_str)
 }
 
 #[cfg(test)]

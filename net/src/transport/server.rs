@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use tern_runtime::ExecutorHandle;
 
 use super::connection::{Connection, Side};
@@ -76,6 +76,16 @@ impl StopSignal {
         while !self.is_stopped() {
             tern_runtime::sleep(STOP_POLL).await;
         }
+    }
+
+    /// The next connection accepted on `listener` (or the accept's error); `None` once the signal
+    /// is raised first, as [`StopSignal::wait`] sees it.
+    pub async fn accept(&self, listener: &TcpListener) -> Option<glommio::Result<TcpStream, ()>> {
+        futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            self.wait().await;
+            None
+        })
+        .await
     }
 }
 
@@ -274,12 +284,7 @@ async fn serve_core(
 ) {
     let conns: RefCell<Vec<Weak<Connection>>> = RefCell::new(Vec::new());
     loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            stop.wait().await;
-            None
-        })
-        .await;
-        match accepted {
+        match stop.accept(&listener).await {
             None => break,
             Some(Ok(stream)) => {
                 match Connection::start(

@@ -15,7 +15,7 @@ use tern_store::message::StoredMessage;
 use tern_store::message_id::MessageId;
 use tern_store::properties;
 
-use super::topic::{master_addr, queue_bounds, read_queues, route_masters};
+use super::topic::{queue_bounds, read_queues, route_masters};
 use super::ADMIN_GROUP;
 use crate::admin::{check, decode_header, refusal, Admin, AdminError};
 use crate::output::{format_millis, Report, Table};
@@ -104,7 +104,7 @@ pub async fn send_message(admin: &Admin, msg: &Outgoing<'_>) -> Result<Report, A
             queue.broker_name, queue.write_queue_nums, msg.topic
         )));
     }
-    let addr = master_addr(&route, &queue.broker_name).ok_or_else(|| {
+    let addr = route.master_addr(&queue.broker_name).ok_or_else(|| {
         AdminError::NotFound(format!("broker {} has no master", queue.broker_name))
     })?;
     let uniq_key = unique_key();
@@ -318,7 +318,7 @@ pub async fn query_by_offset(
     offset: i64,
 ) -> Result<Report, AdminError> {
     let route = admin.route(topic).await?;
-    let addr = master_addr(&route, broker_name).ok_or_else(|| {
+    let addr = route.master_addr(broker_name).ok_or_else(|| {
         AdminError::NotFound(format!("broker {broker_name} serves no route of {topic}"))
     })?;
     let pulled = pull(admin, addr, ADMIN_GROUP, topic, queue_id, offset, 1).await?;

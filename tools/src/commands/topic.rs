@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use tern_engine::broker::admin_body::decode_topic_stats;
-use tern_net::body::{TopicList, TopicRouteData, MASTER_ID};
+use tern_net::body::{TopicList, TopicRouteData};
 use tern_net::code::request;
 use tern_net::header::{
     CreateTopicRequestHeader, DeleteTopicFromNamesrvRequestHeader, DeleteTopicRequestHeader,
@@ -149,23 +149,13 @@ pub async fn topic_route(admin: &Admin, topic: &str) -> Result<Report, AdminErro
     })
 }
 
-/// The master address of `broker_name` in `route`.
-pub fn master_addr<'r>(route: &'r TopicRouteData, broker_name: &str) -> Option<&'r str> {
-    route
-        .broker_datas
-        .iter()
-        .find(|b| b.broker_name == broker_name)
-        .and_then(|b| b.broker_addrs.get(&MASTER_ID))
-        .map(String::as_str)
-}
-
 /// `(brokerName, master address, queue id)` of every readable queue of the route, in order.
 pub fn read_queues(route: &TopicRouteData) -> Vec<(String, String, i32)> {
     let mut out = Vec::new();
     let mut datas: Vec<_> = route.queue_datas.iter().collect();
     datas.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
     for q in datas {
-        if let Some(addr) = master_addr(route, &q.broker_name) {
+        if let Some(addr) = route.master_addr(&q.broker_name) {
             for id in 0..q.read_queue_nums {
                 out.push((q.broker_name.clone(), addr.to_string(), id));
             }
@@ -207,7 +197,7 @@ pub fn route_masters(route: &TopicRouteData) -> Vec<(String, String)> {
         .queue_datas
         .iter()
         .filter_map(|q| {
-            let addr = master_addr(route, &q.broker_name)?;
+            let addr = route.master_addr(&q.broker_name)?;
             Some((q.broker_name.clone(), addr.to_string()))
         })
         .collect();

@@ -14,7 +14,7 @@
 //! Unknown parameters are ignored; a lookup without `id` or `topic`+`key`, or with an id that is
 //! neither an offset message id nor (with `topic`) a unique key, is a 400 with `{"error":...}`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -122,14 +122,7 @@ pub(crate) async fn topics(core: &Rc<Core>) -> Value {
 
 /// `/api/groups`: every group with committed offsets, its lag per queue and in total.
 pub(crate) async fn groups(core: &Rc<Core>) -> Value {
-    let names: BTreeSet<String> = core
-        .offsets
-        .borrow()
-        .file()
-        .offset_table
-        .keys()
-        .filter_map(|k| k.rsplit_once('@').map(|(_, g)| g.to_string()))
-        .collect();
+    let names = core.offsets.borrow().groups();
     let mut out = Vec::with_capacity(names.len());
     for group in names {
         let req =

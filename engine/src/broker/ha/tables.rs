@@ -9,19 +9,12 @@ use tern_net::code::{request, response};
 use tern_net::transport::Reply;
 use tern_net::RemotingCommand;
 
-use crate::broker::core::{reply, success, Core, Origin};
-use crate::broker::routing::STATE_CORE;
+use crate::broker::core::{reply, success, Core};
 
 impl Core {
-    /// Answers 43, 45 and 201; offsets live on the state core, so requests go there.
-    pub(crate) async fn on_table_dump(
-        self: &Rc<Self>,
-        req: RemotingCommand,
-        origin: Origin<'_>,
-    ) -> Option<Reply> {
-        if self.index != STATE_CORE {
-            return self.run_on(STATE_CORE, req, origin).await;
-        }
+    /// Answers 43, 45 and 201 on the state core, where the offsets live ([`Core::handle`]
+    /// forwards them there).
+    pub(crate) async fn on_table_dump(self: &Rc<Self>, req: RemotingCommand) -> Option<Reply> {
         let body = match req.code {
             request::GET_ALL_CONSUMER_OFFSET => {
                 tern_net::body::encode(self.offsets.borrow().file())

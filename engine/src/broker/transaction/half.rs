@@ -1,6 +1,5 @@
 //! The SEND hook storing transactional messages as half messages (see [`super`], step 1).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 
 use tern_net::code::{request, response};
@@ -13,7 +12,7 @@ use tern_store::properties;
 
 use super::HALF_TOPIC;
 use crate::broker::core::{reply, Core, Origin};
-use crate::broker::send::{make_uniq_id, send_response, BORN_HOST};
+use crate::broker::send::{born_host, make_uniq_id, send_response};
 use crate::broker::topics::{self, perm};
 
 /// True when a send's properties mark it as a transaction's half (`TRAN_MSG=true`, any case).
@@ -38,13 +37,7 @@ impl Core {
         {
             return None;
         }
-        let born_host = match origin {
-            Origin::Local(conn) => conn.peer,
-            Origin::Forwarded => req
-                .ext(BORN_HOST)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)),
-        };
+        let born_host = born_host(req, origin);
         let given = header.properties.as_deref().unwrap_or("").as_bytes();
         let mut props = given.to_vec();
         let uniq = match properties::get(given, properties::UNIQ_KEY) {

@@ -103,13 +103,16 @@ impl Core {
         })
     }
 
-    /// Stores `draft` on the core owning its queue and says where.
-    pub(crate) async fn put_owned(
+    /// Runs the internal `cmd` on the core owning `(topic, queue_id)` and returns its successful
+    /// answer; else the answer's remark, or `<what> failed (<code>)` without one.
+    async fn run_on_owner(
         self: &Rc<Self>,
-        draft: &MessageDraft<'_>,
-    ) -> Result<Placed, String> {
-        let cmd = RemotingCommand::request(INTERNAL_PUT).with_body(encode_record(draft)?);
-        let owner = owner_core(draft.topic, draft.queue_id, self.cores);
+        topic: &str,
+        queue_id: i32,
+        cmd: RemotingCommand,
+        what: &str,
+    ) -> Result<RemotingCommand, String> {
+        let owner = owner_core(topic, queue_id, self.cores);
         let rsp = self
             .run_on(owner, cmd, Origin::Forwarded)
             .await
@@ -118,8 +121,20 @@ impl Core {
         if rsp.code != response::SUCCESS {
             return Err(rsp
                 .remark
-                .unwrap_or_else(|| format!("put failed ({})", rsp.code)));
+                .unwrap_or_else(|| format!("{what} failed ({})", rsp.code)));
         }
+        Ok(rsp)
+    }
+
+    /// Stores `draft` on the core owning its queue and says where.
+    pub(crate) async fn put_owned(
+        self: &Rc<Self>,
+        draft: &MessageDraft<'_>,
+    ) -> Result<Placed, String> {
+        let cmd = RemotingCommand::request(INTERNAL_PUT).with_body(encode_record(draft)?);
+        let rsp = self
+            .run_on_owner(draft.topic, draft.queue_id, cmd, "put")
+            .await?;
         let field = |k| rsp.ext(k).and_then(|v| v.parse::<i64>().ok());
         match (field("phys"), field("queueOffset")) {
             (Some(phys), Some(queue_offset)) => Ok(Placed { phys, queue_offset }),
@@ -141,17 +156,7 @@ impl Core {
             .with_ext("queueId", queue_id.to_string())
             .with_ext("offset", offset.to_string())
             .with_ext("max", max.to_string());
-        let owner = owner_core(topic, queue_id, self.cores);
-        let rsp = self
-            .run_on(owner, cmd, Origin::Forwarded)
-            .await
-            .ok_or("no answer from the queue's owner")?
-            .command;
-        if rsp.code != response::SUCCESS {
-            return Err(rsp
-                .remark
-                .unwrap_or_else(|| format!("read failed ({})", rsp.code)));
-        }
+        let rsp = self.run_on_owner(topic, queue_id, cmd, "read").await?;
         let next = rsp
             .ext("next")
             .and_then(|v| v.parse().ok())

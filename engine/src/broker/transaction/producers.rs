@@ -51,14 +51,8 @@ mod tests {
 
     #[test]
     fn producers_come_and_go() {
-        let a = ConnectionRef {
-            core: 0,
-            conn_id: 1,
-        };
-        let b = ConnectionRef {
-            core: 1,
-            conn_id: 7,
-        };
+        let a = ConnectionRef::new(0, 1);
+        let b = ConnectionRef::new(1, 7);
         let mut p = ProducerGroups::default();
         assert_eq!(p.pick("pg"), None);
         p.heartbeat("pg", "c2", b);

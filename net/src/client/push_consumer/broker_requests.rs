@@ -109,6 +109,7 @@ fn running_info_json(inner: &Inner) -> String {
     let cfg = &inner.cfg;
     let orderly = matches!(inner.listener, Listener::Orderly(_));
     let namesrv: String = cfg
+        .client
         .namesrv_addr
         .split(';')
         .filter(|a| !a.trim().is_empty())
@@ -130,7 +131,7 @@ fn running_info_json(inner: &Inner) -> String {
         "pullBatchSize": cfg.pull_batch_size.to_string(),
         "maxReconsumeTimes": cfg.max_reconsume_times.to_string(),
         "suspendCurrentQueueTimeMillis": cfg.suspend_current_queue_time.as_millis().to_string(),
-        "namesrvAddr": cfg.namesrv_addr,
+        "namesrvAddr": cfg.client.namesrv_addr,
         "PROP_CONSUMEORDERLY": orderly.to_string(),
         "PROP_CONSUME_TYPE": "CONSUME_PASSIVELY",
         "PROP_CONSUMER_START_TIMESTAMP": inner.started_at.to_string(),
