@@ -105,27 +105,40 @@ pub struct Server {
 /// where RocketMQ fails to start. This process has bound nothing on the port yet, so any listener
 /// the kernel lists for it (`/proc/net/tcp`, `/proc/net/tcp6`) belongs to someone else. A plain
 /// bind would not do as the probe: it also conflicts with the previous run's connections still in
-/// TIME_WAIT. Port 0 (an ephemeral port) needs no check; without `/proc` there is none.
+/// TIME_WAIT. A listener that goes away within [`PREVIOUS_LISTENER_GRACE`] was the previous run's.
+/// Port 0 (an ephemeral port) needs no check; without `/proc` there is none.
 fn refuse_a_port_in_use(addr: SocketAddr) -> Result<(), TransportError> {
     if addr.port() == 0 {
         return Ok(());
     }
-    let taken = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
-        std::fs::read_to_string(table)
-            .map(|text| listeners(&text).any(|l| overlaps(l, addr)))
-            .unwrap_or(false)
-    });
-    if taken {
-        return Err(TransportError::Bind {
-            addr,
-            source: std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                "another process already listens on this port",
-            ),
-        });
+    let taken = || {
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+            std::fs::read_to_string(table)
+                .map(|text| listeners(&text).any(|l| overlaps(l, addr)))
+                .unwrap_or(false)
+        })
+    };
+    // A process that just exited can leave its listener for a moment: glommio's io_uring still
+    // holds an accept on it, and the kernel tears the ring down asynchronously after the exit.
+    // A restart right after a stop waits that out instead of failing.
+    let deadline = std::time::Instant::now() + PREVIOUS_LISTENER_GRACE;
+    while taken() {
+        if std::time::Instant::now() >= deadline {
+            return Err(TransportError::Bind {
+                addr,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another process already listens on this port",
+                ),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     Ok(())
 }
+
+/// How long a listener found on the port may take to go away before the port counts as taken.
+const PREVIOUS_LISTENER_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The listening sockets of a `/proc/net/tcp` or `/proc/net/tcp6` table.
 fn listeners(table: &str) -> impl Iterator<Item = SocketAddr> + '_ {
