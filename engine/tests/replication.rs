@@ -373,9 +373,18 @@ fn delay_offset(store: &Path, level: &str) -> serde_json::Value {
         .map_or(serde_json::Value::Null, |v| v["offsetTable"][level].clone())
 }
 
+/// A broker's `config/timerProgress.json` as JSON (`Null` while absent).
+fn timer_progress(store: &Path) -> serde_json::Value {
+    std::fs::read(store.join("config/timerProgress.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 /// Only the master delivers a delayed message (the slave gets the delivered copy by replication,
 /// never one of its own), and the slave copies the master's delay offset table
-/// (GET_ALL_DELAY_OFFSET) into its own `delayOffset.json`.
+/// (GET_ALL_DELAY_OFFSET) into its own `delayOffset.json`. The same for a timed message and the
+/// timer progress (GET_TIMER_CHECK_POINT into `timerProgress.json`).
 #[test]
 fn the_slave_copies_the_delay_offsets_and_delivers_nothing_itself() {
     let (m_dir, s_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -410,6 +419,30 @@ fn the_slave_copies_the_delay_offsets_and_delivers_nothing_itself() {
         })
         .await;
         assert_eq!(records(&c, &s_addr, 1).await, Ok(on_master));
+
+        // A timed message: the master delivers it and records its timer progress; the slave's
+        // file becomes the same.
+        let mut h = send_header(2);
+        h.properties = Some("TAGS\u{1}T\u{2}TIMER_DELAY_MS\u{1}300\u{2}".into());
+        let cmd = RemotingCommand::request(request::SEND_MESSAGE)
+            .with_header(&h)
+            .with_body(b"timed".to_vec());
+        let rsp = c.invoke(&m_addr, cmd, TIMEOUT).await.expect("timed send");
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        wait_for("the master's timer delivery", async || {
+            records(&c, &m_addr, 2).await.is_ok_and(|r| !r.is_empty())
+        })
+        .await;
+        wait_for("the master's timer progress", async || {
+            timer_progress(&m_path)["queues"]
+                .as_object()
+                .is_some_and(|q| q.values().any(|p| p["scanFrom"].as_i64() >= Some(1)))
+        })
+        .await;
+        wait_for("the slave's copy of the timer progress", async || {
+            timer_progress(&s_path) == timer_progress(&m_path)
+        })
+        .await;
     })
     .unwrap();
 }

@@ -430,7 +430,9 @@ impl Core {
                 self.on_internal(req, origin).await
             }
             super::ha::fetch::HA_FETCH => self.on_ha_fetch(req, origin).await,
-            request::GET_ALL_DELAY_OFFSET => self.on_table_dump(req).await,
+            request::GET_ALL_DELAY_OFFSET | request::GET_TIMER_CHECK_POINT => {
+                self.on_table_dump(req).await
+            }
             request::UPDATE_BROKER_CONFIG => self.on_update_broker_config(req, origin).await,
             request::GET_TOPIC_CONFIG => Some(self.on_get_topic_config(&req)),
             request::DELETE_SUBSCRIPTIONGROUP => self.on_delete_group(req, origin).await,

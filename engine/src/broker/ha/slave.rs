@@ -216,5 +216,7 @@ async fn sync_once(core: &Core, client: &RemotingClient, addr: &str) -> Result<(
     }
     *core.offsets.borrow_mut() = table;
     let body = fetch_body(client, addr, request::GET_ALL_DELAY_OFFSET).await?;
-    core.adopt_delay_offsets(&body).await
+    core.adopt_delay_offsets(&body).await?;
+    let body = fetch_body(client, addr, request::GET_TIMER_CHECK_POINT).await?;
+    core.adopt_timer_progress(&body).await
 }

@@ -67,6 +67,20 @@ pub struct TimerProgressFile {
     pub queues: BTreeMap<i32, TimerQueueProgress>,
 }
 
+/// The table as last written to `<config_dir>/timerProgress.json` (empty when absent): what
+/// GET_TIMER_CHECK_POINT (60) answers a slave.
+pub fn read_file(config_dir: &Path) -> Result<TimerProgressFile, PersistError> {
+    Ok(persist::load_json(&config_dir.join(TIMER_PROGRESS_FILE))?.unwrap_or_default())
+}
+
+/// Replaces `<config_dir>/timerProgress.json` with `table` (atomically and durably). Only for a
+/// slave copying its master's progress: a slave runs no timer task, so nothing else writes the
+/// file there, and the progress takes effect when the broker next starts as a master.
+pub fn replace_file(config_dir: &Path, table: &TimerProgressFile) -> Result<(), PersistError> {
+    let bytes = serde_json::to_vec_pretty(table).unwrap_or_default();
+    persist::write_atomic(&config_dir.join(TIMER_PROGRESS_FILE), &bytes)
+}
+
 /// Shared by every core; each writes its own queue's entry.
 pub struct TimerProgress {
     path: PathBuf,
