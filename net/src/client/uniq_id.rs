@@ -81,34 +81,8 @@ pub(crate) fn now_millis() -> i64 {
 /// Milliseconds since the epoch at 00:00 UTC on the first day of the month holding `millis`.
 fn month_start_millis(millis: i64) -> i64 {
     const DAY: i64 = 86_400_000;
-    let days = millis.div_euclid(DAY);
-    let (y, m, _) = civil_from_days(days);
-    days_from_civil(y, m, 1) * DAY
-}
-
-/// (year, month 1..=12, day 1..=31) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// Day count since 1970-01-01 of a civil date (inverse of [`civil_from_days`]).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let day_of_month = tern_store::civil_time::UtcFields::from_epoch_millis(millis).day;
+    millis - millis.rem_euclid(DAY) - (day_of_month - 1) * DAY
 }
 
 #[cfg(test)]
