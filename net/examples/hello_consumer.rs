@@ -6,21 +6,17 @@
 //!
 //! Runs until killed, or for `-s` seconds and then shuts down cleanly (committing its offsets).
 
+mod common;
+
+use common::flag_value;
 use std::time::Duration;
 
 use tern_net::client::{ConsumeFromWhere, ConsumeStatus, PushConsumer};
 
-fn arg(flag: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == flag)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
 fn main() {
-    let namesrv = arg("-n").unwrap_or_else(|| "127.0.0.1:9876".into());
-    let topic = arg("-t").unwrap_or_else(|| "TopicQuickStart".into());
-    let seconds: Option<u64> = arg("-s").and_then(|s| s.parse().ok());
+    let namesrv = flag_value("-n").unwrap_or_else(|| "127.0.0.1:9876".into());
+    let topic = flag_value("-t").unwrap_or_else(|| "TopicQuickStart".into());
+    let seconds: Option<u64> = flag_value("-s").and_then(|s| s.parse().ok());
     let run = tern_runtime::block_on("hello_consumer", async move {
         let consumer = PushConsumer::builder("quickstart_consumer")
             .namesrv_addr(namesrv)

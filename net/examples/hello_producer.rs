@@ -4,15 +4,10 @@
 //! cargo run -p tern-net --example hello_producer -- -n 127.0.0.1:9876 [-t TopicQuickStart] [-c 100]
 //! ```
 
-use tern_net::client::{Message, Producer};
+mod common;
 
-fn arg(flag: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == flag)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
+use common::arg;
+use tern_net::client::{Message, Producer};
 
 fn main() {
     let namesrv = arg("-n", "127.0.0.1:9876");

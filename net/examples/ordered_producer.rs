@@ -7,15 +7,10 @@
 //!
 //! `SelectByHash` does the same for string order ids (`producer.send_select(msg, &SelectByHash, "order-42")`).
 
-use tern_net::client::{Message, MessageQueue, Producer};
+mod common;
 
-fn arg(flag: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == flag)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
+use common::arg;
+use tern_net::client::{Message, MessageQueue, Producer};
 
 fn main() {
     let namesrv = arg("-n", "127.0.0.1:9876");

@@ -6,15 +6,10 @@
 //! cargo run -p tern-net --example pull_consumer -- -n 127.0.0.1:9876 [-t TopicQuickStart] [-g GroupName1]
 //! ```
 
-use tern_net::client::{PullConsumer, PullStatus};
+mod common;
 
-fn arg(flag: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == flag)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
+use common::arg;
+use tern_net::client::{PullConsumer, PullStatus};
 
 fn main() {
     let namesrv = arg("-n", "127.0.0.1:9876");
