@@ -1,7 +1,40 @@
 //! What the `tern-broker` and `tern-namesrv` processes share: graceful stop on SIGTERM/SIGINT
 //! (logging set-up is in [`crate::logging`]).
 
+use std::process::ExitCode;
+
 use tern_net::transport::StopSignal;
+
+/// `-p` and `-m`, as mqbroker and mqnamesrv take them (flattened into both binaries' arguments).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct PrintArgs {
+    /// Print the effective settings and exit (as `mqbroker -p` / `mqnamesrv -p`).
+    #[arg(short = 'p', long = "print-config")]
+    pub print_config: bool,
+    /// Print the important settings and exit (as `-m`).
+    #[arg(short = 'm', long = "print-important-config")]
+    pub print_important: bool,
+}
+
+impl PrintArgs {
+    /// Prints `all()` for `-p` or `important()` for `-m` and returns the exit code to end with;
+    /// `None` when neither was given (the process goes on to serve).
+    pub fn print(
+        &self,
+        all: impl FnOnce() -> String,
+        important: impl FnOnce() -> String,
+    ) -> Option<ExitCode> {
+        let text = if self.print_config {
+            all()
+        } else if self.print_important {
+            important()
+        } else {
+            return None;
+        };
+        print!("{text}");
+        Some(ExitCode::SUCCESS)
+    }
+}
 
 /// SIGTERM and SIGINT, blocked in every thread and collected by one waiter thread.
 ///

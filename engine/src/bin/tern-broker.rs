@@ -17,7 +17,7 @@ use tern_engine::broker::config::KeyUse;
 use tern_engine::broker::{knob_table, Broker, BrokerConfig};
 use tern_engine::knobs::{self, Knob};
 use tern_engine::logging::LogArgs;
-use tern_engine::process::serve;
+use tern_engine::process::{serve, PrintArgs};
 
 /// The Tern broker (RocketMQ-compatible).
 #[derive(Debug, Parser)]
@@ -31,12 +31,8 @@ struct Args {
     /// RocketMQ broker.properties file.
     #[arg(short = 'c', long = "config", env = "TERN_BROKER_CONFIG")]
     config: Option<PathBuf>,
-    /// Print the effective settings and exit.
-    #[arg(short = 'p', long = "print-config")]
-    print_config: bool,
-    /// Print the important settings and exit.
-    #[arg(short = 'm', long = "print-important-config")]
-    print_important: bool,
+    #[command(flatten)]
+    print: PrintArgs,
     /// Executors (cores); default: available cores.
     #[arg(long, env = "TERN_BROKER_CORES")]
     cores: Option<usize>,
@@ -68,13 +64,11 @@ fn main() -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    if args.print_config {
-        print!("{}", config.to_properties());
-        return ExitCode::SUCCESS;
-    }
-    if args.print_important {
-        print!("{}", knob_table::important(&config.to_properties()));
-        return ExitCode::SUCCESS;
+    if let Some(code) = args.print.print(
+        || config.to_properties(),
+        || knob_table::important(&config.to_properties()),
+    ) {
+        return code;
     }
     let cores = args
         .cores

@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use tern_engine::logging::LogArgs;
 use tern_engine::namesrv::{Namesrv, NamesrvConfig};
-use tern_engine::process::serve;
+use tern_engine::process::{serve, PrintArgs};
 
 /// The Tern nameserver (RocketMQ-compatible).
 #[derive(Debug, Parser)]
@@ -50,12 +50,8 @@ struct Args {
     /// HTTP port of the Prometheus /metrics endpoint, 0 = off (metricsPort) [default: 0].
     #[arg(long, env = "TERN_NAMESRV_METRICS_PORT")]
     metrics_port: Option<u16>,
-    /// Print the effective settings (namesrv.properties keys) and exit, as `mqnamesrv -p`.
-    #[arg(short = 'p', long = "print-config")]
-    print_config: bool,
-    /// Print the important settings and exit, as `mqnamesrv -m`.
-    #[arg(short = 'm', long = "print-important-config")]
-    print_important: bool,
+    #[command(flatten)]
+    print: PrintArgs,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -66,13 +62,11 @@ fn main() -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    if args.print_config {
-        print!("{}", config.to_properties());
-        return ExitCode::SUCCESS;
-    }
-    if args.print_important {
-        print!("{}", config.important_properties());
-        return ExitCode::SUCCESS;
+    if let Some(code) = args
+        .print
+        .print(|| config.to_properties(), || config.important_properties())
+    {
+        return code;
     }
     tern_engine::fd_limit::raise_and_log();
     serve("tern-namesrv", move || Namesrv::start(config))
