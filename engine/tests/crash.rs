@@ -232,18 +232,6 @@ fn verify(addr: SocketAddr, acked: &[Acked]) -> usize {
     acked.len()
 }
 
-/// A small xorshift generator: kill moments only, no need for a crate.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[test]
 fn acknowledged_messages_survive_sigkill() {
     let rounds: usize = std::env::var("TERN_CRASH_ROUNDS")
@@ -258,13 +246,12 @@ fn acknowledged_messages_survive_sigkill() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_nanos() as u64
-                | 1
         });
     eprintln!(
         "TERN_CRASH_SEED={seed} TERN_CRASH_ROUNDS={rounds} broker={}",
         broker_binary()
     );
-    let mut rng = Rng(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
@@ -288,7 +275,7 @@ fn acknowledged_messages_survive_sigkill() {
                 std::thread::spawn(move || produce(addr, p, round, &stop, &acked, &committed))
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
+        std::thread::sleep(Duration::from_millis(20 + rng.u64(..300)));
         broker.kill9();
         stop.store(true, Ordering::Relaxed);
         for p in producers {

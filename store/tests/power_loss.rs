@@ -136,17 +136,6 @@ async fn record_steps(dir: &Path, flush: FlushDiskType) -> Vec<Step> {
     steps
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// The CommitLog segment a snapshot path names, as its start offset.
 fn segment_start(rel: &Path) -> Option<u64> {
     let mut parts = rel.components();
@@ -157,7 +146,7 @@ fn segment_start(rel: &Path) -> Option<u64> {
 }
 
 /// Builds the crash image for power lost after step `k` with metadata from step `j`, in `shard`.
-fn write_image(steps: &[Step], k: usize, j: usize, rng: &mut Rng, shard: &Path) {
+fn write_image(steps: &[Step], k: usize, j: usize, rng: &mut fastrand::Rng, shard: &Path) {
     if shard.exists() {
         std::fs::remove_dir_all(shard).unwrap();
     }
@@ -169,10 +158,10 @@ fn write_image(steps: &[Step], k: usize, j: usize, rng: &mut Rng, shard: &Path) 
                 for (p, page) in bytes.chunks_mut(PAGE).enumerate() {
                     let page_start = start + (p * PAGE) as u64;
                     let durable = flushed.saturating_sub(page_start).min(PAGE as u64) as usize;
-                    let survives = match rng.below(3) {
+                    let survives = match rng.u64(..3) {
                         0 => page.len(),                                          // written back
                         1 => 0,                                                   // lost
-                        _ => SECTOR * rng.below((PAGE / SECTOR) as u64) as usize, // torn
+                        _ => SECTOR * rng.u64(..(PAGE / SECTOR) as u64) as usize, // torn
                     };
                     let keep = durable.max(survives).min(page.len());
                     page[keep..].fill(0);
@@ -260,11 +249,11 @@ fn crash_every_put(flush: FlushDiskType, variants: usize) -> (usize, usize, usiz
     let dir = tempfile::tempdir().unwrap();
     let steps = run(record_steps(dir.path(), flush));
     let work = tempfile::tempdir().unwrap();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
     let (mut images, mut checked, mut max_lost) = (0, 0, 0);
     for k in 0..steps.len() {
         for _ in 0..variants {
-            let j = rng.below(k as u64 + 1) as usize;
+            let j = rng.u64(..k as u64 + 1) as usize;
             write_image(&steps, k, j, &mut rng, &work.path().join("core-0"));
             let survivors = run(check_image(work.path(), flush, &steps, k));
             images += 1;
