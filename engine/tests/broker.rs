@@ -668,6 +668,31 @@ fn binary_registers_serves_and_restarts_with_its_data() {
         let route: TopicRouteData = serde_json::from_slice(&rsp.body).unwrap();
         assert_eq!(route.broker_datas[0].broker_name, "broker-t");
         assert_eq!(route.queue_datas[0].write_queue_nums, 4);
+        // A new group's first heartbeat is answered only once its retry topic is registered,
+        // so a client's rebalance right after it finds the retry queue's route (one query, no
+        // retries: this is the guarantee, not an eventual one).
+        let hb = r#"{"clientID":"hb-client","producerDataSet":[],"consumerDataSet":[{"groupName":"FreshGroup",
+            "consumeType":"CONSUME_PASSIVELY","messageModel":"CLUSTERING","consumeFromWhere":"CONSUME_FROM_LAST_OFFSET",
+            "subscriptionDataSet":[{"topic":"Durable","subString":"*","subVersion":1}],"unitMode":false}]}"#;
+        let rsp = c
+            .invoke(
+                &addr2,
+                RemotingCommand::request(request::HEART_BEAT).with_body(hb.as_bytes().to_vec()),
+                TIMEOUT,
+            )
+            .await
+            .unwrap();
+        assert_eq!(rsp.code, response::SUCCESS);
+        let rsp = c
+            .invoke(
+                &ns2,
+                RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC)
+                    .with_ext("topic", "%RETRY%FreshGroup"),
+                TIMEOUT,
+            )
+            .await
+            .unwrap();
+        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
         let rsp = c
             .invoke(
                 &ns2,

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tern_net::code::{request, response};
@@ -27,6 +27,10 @@ use super::clients::{ClientInfo, ConnectionRef, HeartbeatData};
 use super::core::{reply, success, Core, MeshMsg, Origin, ORIGIN_ADDR, ORIGIN_CONN, ORIGIN_CORE};
 use super::routing::{owner_core, STATE_CORE};
 use super::topics::{self, perm};
+
+/// How long a heartbeat that created a retry topic waits for the nameservers to learn it before it
+/// is answered anyway (a nameserver down must not hold heartbeats up for long).
+const REGISTER_WAIT: Duration = Duration::from_secs(1);
 
 /// GET_CONSUMER_LIST_BY_GROUP's body.
 #[derive(Serialize)]
@@ -205,7 +209,21 @@ impl Core {
             return self.run_on(STATE_CORE, req, origin).await;
         }
         Some(if req.code == request::HEART_BEAT {
-            self.heartbeat(&req, conn)
+            let topics_before = self.topics_changed.generation();
+            let reply = self.heartbeat(&req, conn);
+            let topics_now = self.topics_changed.generation();
+            if topics_now != topics_before {
+                // A new group's `%RETRY%` topic: answer once the nameservers know it, as RocketMQ
+                // registers inside the heartbeat (`createTopicInSendMessageBackMethod`), so the
+                // client's first rebalance finds the retry queue's route.
+                let known = self.topics_registered.reached(topics_now);
+                if tern_runtime::timeout(REGISTER_WAIT, known).await.is_none() {
+                    tracing::warn!(
+                        "retry topic not registered with the nameservers within {REGISTER_WAIT:?}"
+                    );
+                }
+            }
+            reply
         } else {
             self.unregister_client(&req)
         })

@@ -19,7 +19,7 @@ use super::config::BrokerConfig;
 use super::config_update::LiveConfig;
 use super::filter::TagFilter;
 use super::groups::{GroupLimits, GroupTable, SubscriptionGroupConfig};
-use super::local_sync::{ArrivalSignals, Signal, Slot};
+use super::local_sync::{ArrivalSignals, Signal, Slot, Watermark};
 use super::locks::{LockChange, LockTable};
 use super::offsets::OffsetTable;
 use super::routing::{answered_on_state_core, STATE_CORE};
@@ -153,6 +153,9 @@ pub(crate) struct Core {
     pub(crate) arrivals: ArrivalSignals,
     /// Fired when the topic table changed (the state core re-registers and persists).
     pub(crate) topics_changed: Signal,
+    /// State core: the [`topics_changed`](Core::topics_changed) generation the nameservers were
+    /// last sent (a registration attempt finished, accepted or not).
+    pub(crate) topics_registered: Watermark,
     /// Fired when the group table changed (the state core persists).
     pub(crate) groups_changed: Signal,
     pub(crate) stats: Stats,
@@ -198,6 +201,7 @@ impl Core {
             next_call: Cell::new(1),
             arrivals: ArrivalSignals::default(),
             topics_changed: Signal::default(),
+            topics_registered: Watermark::default(),
             groups_changed: Signal::default(),
             stats: Stats::default(),
             next_queue: Cell::new(0),

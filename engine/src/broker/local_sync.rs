@@ -101,6 +101,30 @@ impl Signal {
     }
 }
 
+/// A value that only grows, with waiters for "it has reached at least `n`": the state core keeps
+/// the topic-table generation last registered with the nameservers in one, so a request that
+/// created a topic can wait until the nameservers know it.
+#[derive(Default)]
+pub struct Watermark {
+    value: Cell<u64>,
+    waiters: WaitList,
+}
+
+impl Watermark {
+    /// Raises the value to `value` (never lowers it) and wakes the waiters.
+    pub fn advance_to(&self, value: u64) {
+        if value > self.value.get() {
+            self.value.set(value);
+            self.waiters.wake_all();
+        }
+    }
+
+    /// Completes once the value is at least `target`.
+    pub async fn reached(&self, target: u64) {
+        self.waiters.wait_until(|| self.value.get() >= target).await
+    }
+}
+
 /// Per-queue arrival signals for suspended pulls (RocketMQ's PullRequestHoldService, event
 /// driven): a pull that found nothing waits on its queue's signal; a stored message fires it.
 #[derive(Default)]
@@ -188,6 +212,27 @@ mod tests {
                 assert!(r.is_none());
             }
             assert_eq!(s.waiting(), 0);
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_watermark_releases_waiters_at_or_below_it_only() {
+        tern_runtime::block_on("sync-watermark", async {
+            let w = Rc::new(Watermark::default());
+            let (w1, w3) = (Rc::clone(&w), Rc::clone(&w));
+            let one = tern_runtime::spawn_local(async move { w1.reached(1).await });
+            let three = tern_runtime::spawn_local(async move {
+                tern_runtime::timeout(Duration::from_millis(50), w3.reached(3)).await
+            });
+            tern_runtime::yield_if_needed().await;
+            w.advance_to(2);
+            w.advance_to(1); // never lowers
+            one.await;
+            assert!(three.await.is_none(), "2 does not reach 3");
+            tern_runtime::timeout(Duration::from_secs(5), w.reached(2))
+                .await
+                .expect("2 reaches 2");
         })
         .unwrap();
     }

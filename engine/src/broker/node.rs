@@ -450,6 +450,7 @@ async fn register_loop(core: Rc<Core>, registrar: Rc<Registrar>) {
         let topics = core.topics.borrow().wrapper();
         let n = registrar.register(topics).await;
         tracing::debug!(accepted = n, "registered with nameservers");
+        core.topics_registered.advance_to(seen);
         let changed = tern_runtime::timeout(
             core.config.register_period,
             core.topics_changed.changed_since(seen),
