@@ -4,8 +4,10 @@
 
 mod support;
 
+use std::cell::Cell;
 use std::path::Path;
 use std::process::Command;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tern_engine::broker::admin_body::{decode_consume_stats, decode_topic_stats, ConsumeStats};
@@ -20,7 +22,9 @@ use tern_net::header::{
     SendMessageRequestHeaderV2, SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader,
     ViewMessageRequestHeader,
 };
-use tern_net::transport::{ClientConfig, RemotingClient};
+use tern_net::transport::{
+    ClientConfig, ConnectionInfo, HandlerFuture, RemotingClient, RequestHandler,
+};
 use tern_net::RemotingCommand;
 use tern_store::message::StoredMessage;
 use tern_store::message_id::MessageId;
@@ -29,6 +33,38 @@ use support::{client, loopback, max_offset, BrokerArgs, SMALL_CONSUME_QUEUE};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const GROUP: &str = "test_cg";
+
+/// A consumer's request handler that, on NOTIFY_CONSUMER_IDS_CHANGED, asks the nameserver for
+/// `topic`'s route and keeps the answer's code: what a stock client's rebalance would find.
+struct RouteAtNotify {
+    namesrv: String,
+    topic: String,
+    code: Cell<Option<i32>>,
+}
+
+impl RouteAtNotify {
+    fn new(namesrv: &str, topic: &str) -> Self {
+        RouteAtNotify {
+            namesrv: namesrv.into(),
+            topic: topic.into(),
+            code: Cell::new(None),
+        }
+    }
+}
+
+impl RequestHandler for RouteAtNotify {
+    fn handle<'a>(&'a self, req: RemotingCommand, _conn: &'a ConnectionInfo) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            if req.code == request::NOTIFY_CONSUMER_IDS_CHANGED && self.code.get().is_none() {
+                let ask = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC)
+                    .with_ext("topic", self.topic.clone());
+                let rsp = client().invoke(&self.namesrv, ask, TIMEOUT).await;
+                self.code.set(Some(rsp.map(|r| r.code).unwrap_or(-1)));
+            }
+            None
+        })
+    }
+}
 
 /// [`support::broker_config`] with small consume-queue files, 64 KiB messages and short delay
 /// levels: retries (level 3 + n) are due after a second.
@@ -668,13 +704,18 @@ fn binary_registers_serves_and_restarts_with_its_data() {
         let route: TopicRouteData = serde_json::from_slice(&rsp.body).unwrap();
         assert_eq!(route.broker_datas[0].broker_name, "broker-t");
         assert_eq!(route.queue_datas[0].write_queue_nums, 4);
-        // A new group's first heartbeat is answered only once its retry topic is registered,
-        // so a client's rebalance right after it finds the retry queue's route (one query, no
-        // retries: this is the guarantee, not an eventual one).
+        // A new group's retry topic is registered before the group's members hear of it
+        // (NOTIFY_CONSUMER_IDS_CHANGED, on which stock clients rebalance) and before the
+        // heartbeat is answered: the route is there at both moments, asked once, no retries.
+        let notified = Rc::new(RouteAtNotify::new(&ns2, "%RETRY%FreshGroup"));
+        let member = RemotingClient::with_handler(
+            ClientConfig::default(),
+            Rc::clone(&notified) as Rc<dyn RequestHandler>,
+        );
         let hb = r#"{"clientID":"hb-client","producerDataSet":[],"consumerDataSet":[{"groupName":"FreshGroup",
             "consumeType":"CONSUME_PASSIVELY","messageModel":"CLUSTERING","consumeFromWhere":"CONSUME_FROM_LAST_OFFSET",
             "subscriptionDataSet":[{"topic":"Durable","subString":"*","subVersion":1}],"unitMode":false}]}"#;
-        let rsp = c
+        let rsp = member
             .invoke(
                 &addr2,
                 RemotingCommand::request(request::HEART_BEAT).with_body(hb.as_bytes().to_vec()),
@@ -693,6 +734,15 @@ fn binary_registers_serves_and_restarts_with_its_data() {
             .await
             .unwrap();
         assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        support::wait_for("NOTIFY_CONSUMER_IDS_CHANGED", TIMEOUT, async || {
+            notified.code.get().is_some()
+        })
+        .await;
+        assert_eq!(
+            notified.code.get(),
+            Some(response::SUCCESS),
+            "no retry route when the member was notified"
+        );
         let rsp = c
             .invoke(
                 &ns2,

@@ -209,27 +209,13 @@ impl Core {
             return self.run_on(STATE_CORE, req, origin).await;
         }
         Some(if req.code == request::HEART_BEAT {
-            let topics_before = self.topics_changed.generation();
-            let reply = self.heartbeat(&req, conn);
-            let topics_now = self.topics_changed.generation();
-            if topics_now != topics_before {
-                // A new group's `%RETRY%` topic: answer once the nameservers know it, as RocketMQ
-                // registers inside the heartbeat (`createTopicInSendMessageBackMethod`), so the
-                // client's first rebalance finds the retry queue's route.
-                let known = self.topics_registered.reached(topics_now);
-                if tern_runtime::timeout(REGISTER_WAIT, known).await.is_none() {
-                    tracing::warn!(
-                        "retry topic not registered with the nameservers within {REGISTER_WAIT:?}"
-                    );
-                }
-            }
-            reply
+            self.heartbeat(&req, conn).await
         } else {
             self.unregister_client(&req)
         })
     }
 
-    fn heartbeat(&self, req: &RemotingCommand, conn: ConnectionRef) -> Reply {
+    async fn heartbeat(&self, req: &RemotingCommand, conn: ConnectionRef) -> Reply {
         let data: HeartbeatData = match serde_json::from_slice(&req.body) {
             Ok(d) => d,
             Err(e) => {
@@ -240,12 +226,13 @@ impl Core {
                 )
             }
         };
-        let now = Instant::now();
         let info = ClientInfo {
             addr: req.ext(ORIGIN_ADDR).unwrap_or_default().to_string(),
             language: req.language.name().to_string(),
             version: req.version,
         };
+        let mut known = Vec::with_capacity(data.consumer_data_set.len());
+        let mut created = false;
         for consumer in &data.consumer_data_set {
             let Some(group) = self.group_or_create(&consumer.group_name) else {
                 continue;
@@ -258,7 +245,15 @@ impl Core {
                     group.retry_queue_nums,
                     perm::READ | perm::WRITE,
                 ));
+                created = true;
             }
+            known.push(consumer);
+        }
+        if created {
+            self.await_topics_registered().await;
+        }
+        let now = Instant::now();
+        for consumer in known {
             let change =
                 self.members
                     .borrow_mut()
@@ -274,6 +269,20 @@ impl Core {
         rsp.ext_fields
             .insert("IS_SUPPORT_HEART_BEAT_V2", "true".into());
         Reply::new(rsp)
+    }
+
+    /// Waits (at most [`REGISTER_WAIT`]) until the nameservers were sent the current topic table.
+    ///
+    /// A new group's `%RETRY%` topic must have a route before its members hear of the group:
+    /// RocketMQ registers inside the heartbeat (`createTopicInSendMessageBackMethod`), and stock
+    /// clients rebalance on NOTIFY_CONSUMER_IDS_CHANGED or right after their first heartbeat; a
+    /// retry topic without a route then is not pulled until the next rebalance, 20 s later.
+    async fn await_topics_registered(&self) {
+        let now = self.topics_changed.generation();
+        let known = self.topics_registered.reached(now);
+        if tern_runtime::timeout(REGISTER_WAIT, known).await.is_none() {
+            tracing::warn!("topics not registered with the nameservers within {REGISTER_WAIT:?}");
+        }
     }
 
     fn unregister_client(&self, req: &RemotingCommand) -> Reply {
