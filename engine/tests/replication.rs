@@ -153,7 +153,14 @@ fn sync_master_acks_survive_kill_9_and_the_slave_serves_them() {
     let (_ns, ns) = namesrv();
     let (m_port, m_ha) = (free_port(), free_port());
     let ha = format!("haListenPort={m_ha}");
-    let (mut master, m_addr) = broker(&ns, m_dir.path(), m_port, "SYNC_MASTER", &[&ha]);
+    // Every reader lags (ratio 0), but slaveReadEnable is off, RocketMQ's default.
+    let (mut master, m_addr) = broker(
+        &ns,
+        m_dir.path(),
+        m_port,
+        "SYNC_MASTER",
+        &[&ha, "accessMessageInMemoryMaxRatio=0"],
+    );
     let s_port = free_port();
     let (mut slave, s_addr) = broker(&ns, s_dir.path(), s_port, "SLAVE", &[]);
     let s_path = s_dir.path().to_path_buf();
@@ -185,7 +192,7 @@ fn sync_master_acks_survive_kill_9_and_the_slave_serves_them() {
             let h: SendMessageResponseHeader = rsp.decode_header().expect("send header");
             acked.push((q, h.queue_offset, body(i)));
         }
-        // A reader near the end is served from memory: the master suggests itself.
+        // Without slaveReadEnable a master never steers readers away, however far behind.
         assert_eq!(suggested_broker(&c, &m_addr, 2).await, 0);
         let mut on_master = Vec::new();
         for q in 0..QUEUES {
@@ -234,13 +241,18 @@ fn async_slave_restarted_during_load_catches_up() {
     let (_ns, ns) = namesrv();
     let m_ha = free_port();
     let ha = format!("haListenPort={m_ha}");
-    // With accessMessageInMemoryMaxRatio=0 any lagging reader is steered to the slave.
+    // With slaveReadEnable and accessMessageInMemoryMaxRatio=0 any lagging reader is steered to
+    // the group's whichBrokerWhenConsumeSlowly (1, the slave).
     let (_master, m_addr) = broker(
         &ns,
         m_dir.path(),
         free_port(),
         "ASYNC_MASTER",
-        &[&ha, "accessMessageInMemoryMaxRatio=0"],
+        &[
+            &ha,
+            "accessMessageInMemoryMaxRatio=0",
+            "slaveReadEnable=true",
+        ],
     );
     let s_port = free_port();
     let (slave, s_addr) = broker(&ns, s_dir.path(), s_port, "SLAVE", &[]);

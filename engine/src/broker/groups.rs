@@ -80,6 +80,10 @@ pub struct GroupLimits {
     pub retry_queue_nums: i32,
     /// Deliveries before a message goes to the DLQ (`retryMaxTimes`).
     pub retry_max_times: i32,
+    /// Broker the group reads from while it keeps up (`brokerId`; with `slaveReadEnable`).
+    pub broker_id: i64,
+    /// Broker suggested once the group falls behind (`whichBrokerWhenConsumeSlowly`).
+    pub which_broker_when_consume_slowly: i64,
 }
 
 impl GroupLimits {
@@ -90,6 +94,8 @@ impl GroupLimits {
             group_sys_flag: cfg.group_sys_flag,
             retry_queue_nums: cfg.retry_queue_nums,
             retry_max_times: cfg.retry_max_times,
+            broker_id: cfg.broker_id,
+            which_broker_when_consume_slowly: cfg.which_broker_when_consume_slowly,
         }
     }
 }

@@ -222,7 +222,12 @@ const HELP: &[(&str, &str, bool)] = &[
     ),
     (
         "accessMessageInMemoryMaxRatio",
-        "percent of RAM a consumer may lag before pulls are steered to a slave",
+        "percent of RAM a consumer may lag before pulls are steered to a slave (with slaveReadEnable)",
+        false,
+    ),
+    (
+        "slaveReadEnable",
+        "whether a master steers lagging consumers to a slave (true/false)",
         false,
     ),
     (

@@ -232,7 +232,7 @@ impl Core {
                 continue;
             }
             let rsp_header = PullMessageResponseHeader {
-                suggest_which_broker_id: self.suggest_broker_id(fetched.last_phys),
+                suggest_which_broker_id: self.suggest_broker_id(fetched.last_phys, &group),
                 next_begin_offset: fetched.next_begin,
                 min_offset: fetched.min,
                 max_offset: fetched.max,

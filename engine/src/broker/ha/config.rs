@@ -7,6 +7,7 @@
 //! | haMasterAddress | `master_address` (else the `haServerAddr` the nameserver returns) | none |
 //! | haMaxGapNotInSync | `max_gap_not_in_sync` (a slave further behind is "not available") | 256 MiB |
 //! | accessMessageInMemoryMaxRatio | `access_message_in_memory_max_ratio` (% of RAM) | 40 |
+//! | slaveReadEnable | `slave_read_enable` (a master may steer readers to a slave) | false |
 //! | slaveSyncConfigInterval (Tern) | `sync_config_interval` (slave copies topics, groups, offsets) | 10000 ms |
 
 use std::time::Duration;
@@ -24,6 +25,9 @@ pub struct HaConfig {
     pub max_gap_not_in_sync: u64,
     /// Percent of physical memory a consumer may lag behind before pulls suggest the slave.
     pub access_message_in_memory_max_ratio: u32,
+    /// Whether a master's pull answers may suggest another broker of the group (RocketMQ's
+    /// `slaveReadEnable`); when false they always suggest the master.
+    pub slave_read_enable: bool,
     /// How often a slave copies the master's topics, groups and consumer offsets.
     pub sync_config_interval: Duration,
 }
@@ -36,6 +40,7 @@ impl Default for HaConfig {
             master_address: None,
             max_gap_not_in_sync: 256 * 1024 * 1024,
             access_message_in_memory_max_ratio: 40,
+            slave_read_enable: false,
             sync_config_interval: Duration::from_secs(10),
         }
     }
@@ -68,6 +73,9 @@ impl HaConfig {
                 }
                 self.access_message_in_memory_max_ratio = r;
             }
+            "slaveReadEnable" => {
+                self.slave_read_enable = v.parse().map_err(|_| "expected true or false")?;
+            }
             "slaveSyncConfigInterval" => self.sync_config_interval = ms(v)?,
             _ => return Ok(false),
         }
@@ -95,6 +103,7 @@ impl HaConfig {
             "accessMessageInMemoryMaxRatio",
             self.access_message_in_memory_max_ratio.to_string(),
         ));
+        out.push(("slaveReadEnable", self.slave_read_enable.to_string()));
         out.push((
             "slaveSyncConfigInterval",
             self.sync_config_interval.as_millis().to_string(),
@@ -119,6 +128,13 @@ mod tests {
         assert_eq!(
             c.set("accessMessageInMemoryMaxRatio", "101"),
             Err("percentage above 100")
+        );
+        assert!(!c.slave_read_enable, "RocketMQ's default");
+        assert_eq!(c.set("slaveReadEnable", "true"), Ok(true));
+        assert!(c.slave_read_enable);
+        assert_eq!(
+            c.set("slaveReadEnable", "yes"),
+            Err("expected true or false")
         );
         assert_eq!(c.set("brokerName", "x"), Ok(false));
     }

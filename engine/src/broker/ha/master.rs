@@ -12,6 +12,7 @@ use tern_net::RemotingCommand;
 use super::fetch::{FetchAnswer, FetchRequest};
 use crate::broker::config::BrokerRole;
 use crate::broker::core::{reply, Core, Origin};
+use crate::broker::groups::GroupLimits;
 use crate::broker::local_sync::Signal;
 
 /// Largest answer a slave may ask for (well below the 16 MiB frame limit).
@@ -217,18 +218,29 @@ impl Core {
         ))
     }
 
-    /// `suggestWhichBrokerId` of a pull answered here after reading up to physical offset
-    /// `pulled_phys`: 1 (the slave) when a master's reader lags its CommitLog's end by more than
-    /// `accessMessageInMemoryMaxRatio` percent of physical memory, 0 (the master) otherwise.
-    pub(crate) fn suggest_broker_id(&self, pulled_phys: Option<u64>) -> i64 {
+    /// `suggestWhichBrokerId` of `group`'s pull answered here after reading up to physical offset
+    /// `pulled_phys` (RocketMQ's `PullMessageProcessor` with `DefaultMessageStore.getMessage`'s
+    /// `suggestPullingFromSlave`):
+    ///
+    /// | broker | `slaveReadEnable` | reader lags > `accessMessageInMemoryMaxRatio` % of RAM | suggests |
+    /// |---|---|---|---|
+    /// | master | false | any | 0 (the master) |
+    /// | master | true | yes | the group's `whichBrokerWhenConsumeSlowly` (1) |
+    /// | master | true | no | the group's `brokerId` (0) |
+    /// | slave | any | any | 0: back to the master once it is listed again |
+    pub(crate) fn suggest_broker_id(&self, pulled_phys: Option<u64>, group: &GroupLimits) -> i64 {
         let Some(pulled) = pulled_phys else { return 0 };
-        if self.config.broker_role == BrokerRole::Slave {
+        if self.config.broker_role == BrokerRole::Slave || !self.config.ha.slave_read_enable {
             return 0;
         }
         let lag = self.store.commit_log_max_offset().saturating_sub(pulled);
         let in_memory =
             total_memory() / 100 * u64::from(self.config.ha.access_message_in_memory_max_ratio);
-        i64::from(lag > in_memory)
+        if lag > in_memory {
+            group.which_broker_when_consume_slowly
+        } else {
+            group.broker_id
+        }
     }
 }
 
