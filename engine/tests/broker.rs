@@ -226,6 +226,16 @@ async fn invoke_until(
     }
 }
 
+/// The code of the nameserver's answer to GET_ROUTEINFO_BY_TOPIC for `topic`, asked once.
+async fn route_code(c: &RemotingClient, namesrv: &str, topic: &str) -> i32 {
+    let ask = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC)
+        .with_ext("topic", topic.to_string());
+    c.invoke(namesrv, ask, TIMEOUT)
+        .await
+        .expect("nameserver")
+        .code
+}
+
 /// An in-process broker on a temporary store (see [`broker_config`]) and its loopback address.
 struct TestBroker {
     dir: tempfile::TempDir,
@@ -685,22 +695,48 @@ fn binary_registers_serves_and_restarts_with_its_data() {
     let (ns2, addr2) = (ns.clone(), addr.clone());
     tern_runtime::block_on("bin1", async move {
         let c = client();
-        for q in 0..4 {
+        // Topics a request created are registered before it is answered, as RocketMQ does
+        // (`register.rs`): one route query right after the answer finds them. The first send
+        // auto-creates "Durable"; UPDATE_AND_CREATE_TOPIC over fresh connections lands on either
+        // core, so both the state core's own wait and another core's question to it are used.
+        send_ok(&c, &addr2, "Durable", 0, "T", b"m0").await;
+        assert_eq!(route_code(&c, &ns2, "Durable").await, response::SUCCESS);
+        for i in 0..6 {
+            let topic = format!("Created{i}");
+            let create = tern_net::header::CreateTopicRequestHeader {
+                topic: topic.clone(),
+                default_topic: "TBW102".into(),
+                read_queue_nums: 2,
+                write_queue_nums: 2,
+                perm: 6,
+                topic_filter_type: "SINGLE_TAG".into(),
+                ..Default::default()
+            };
+            let admin = client();
+            let rsp = admin
+                .invoke(
+                    &addr2,
+                    RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&create),
+                    TIMEOUT,
+                )
+                .await
+                .unwrap();
+            assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+            assert_eq!(route_code(&c, &ns2, &topic).await, response::SUCCESS, "{topic}");
+        }
+        for q in 1..4 {
             send_ok(&c, &addr2, "Durable", q, "T", format!("m{q}").as_bytes()).await;
         }
         update_offset(&c, &addr2, "Durable", 2, 1).await;
-        // The auto-created topic's route reaches the nameserver (registration after creation).
-        let rsp = invoke_until(
-            &c,
-            &ns2,
-            "route never registered",
-            || {
+        let rsp = c
+            .invoke(
+                &ns2,
                 RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC)
-                    .with_ext("topic", "Durable")
-            },
-            |rsp| rsp.code == response::SUCCESS,
-        )
-        .await;
+                    .with_ext("topic", "Durable"),
+                TIMEOUT,
+            )
+            .await
+            .unwrap();
         let route: TopicRouteData = serde_json::from_slice(&rsp.body).unwrap();
         assert_eq!(route.broker_datas[0].broker_name, "broker-t");
         assert_eq!(route.queue_datas[0].write_queue_nums, 4);
@@ -724,16 +760,10 @@ fn binary_registers_serves_and_restarts_with_its_data() {
             .await
             .unwrap();
         assert_eq!(rsp.code, response::SUCCESS);
-        let rsp = c
-            .invoke(
-                &ns2,
-                RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC)
-                    .with_ext("topic", "%RETRY%FreshGroup"),
-                TIMEOUT,
-            )
-            .await
-            .unwrap();
-        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        assert_eq!(
+            route_code(&c, &ns2, "%RETRY%FreshGroup").await,
+            response::SUCCESS
+        );
         support::wait_for("NOTIFY_CONSUMER_IDS_CHANGED", TIMEOUT, async || {
             notified.code.get().is_some()
         })

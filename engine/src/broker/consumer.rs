@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use tern_net::code::{request, response};
@@ -27,10 +27,6 @@ use super::clients::{ClientInfo, ConnectionRef, HeartbeatData};
 use super::core::{reply, success, Core, MeshMsg, Origin, ORIGIN_ADDR, ORIGIN_CONN, ORIGIN_CORE};
 use super::routing::{owner_core, STATE_CORE};
 use super::topics::{self, perm};
-
-/// How long a heartbeat that created a retry topic waits for the nameservers to learn it before it
-/// is answered anyway (a nameserver down must not hold heartbeats up for long).
-const REGISTER_WAIT: Duration = Duration::from_secs(1);
 
 /// GET_CONSUMER_LIST_BY_GROUP's body.
 #[derive(Serialize)]
@@ -215,7 +211,7 @@ impl Core {
         })
     }
 
-    async fn heartbeat(&self, req: &RemotingCommand, conn: ConnectionRef) -> Reply {
+    async fn heartbeat(self: &Rc<Self>, req: &RemotingCommand, conn: ConnectionRef) -> Reply {
         let data: HeartbeatData = match serde_json::from_slice(&req.body) {
             Ok(d) => d,
             Err(e) => {
@@ -269,20 +265,6 @@ impl Core {
         rsp.ext_fields
             .insert("IS_SUPPORT_HEART_BEAT_V2", "true".into());
         Reply::new(rsp)
-    }
-
-    /// Waits (at most [`REGISTER_WAIT`]) until the nameservers were sent the current topic table.
-    ///
-    /// A new group's `%RETRY%` topic must have a route before its members hear of the group:
-    /// RocketMQ registers inside the heartbeat (`createTopicInSendMessageBackMethod`), and stock
-    /// clients rebalance on NOTIFY_CONSUMER_IDS_CHANGED or right after their first heartbeat; a
-    /// retry topic without a route then is not pulled until the next rebalance, 20 s later.
-    async fn await_topics_registered(&self) {
-        let now = self.topics_changed.generation();
-        let known = self.topics_registered.reached(now);
-        if tern_runtime::timeout(REGISTER_WAIT, known).await.is_none() {
-            tracing::warn!("topics not registered with the nameservers within {REGISTER_WAIT:?}");
-        }
     }
 
     fn unregister_client(&self, req: &RemotingCommand) -> Reply {

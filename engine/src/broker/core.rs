@@ -420,8 +420,18 @@ impl Core {
             request::QUERY_MESSAGE => self.on_query_message(req, origin).await,
             request::GET_TOPIC_STATS_INFO => self.on_topic_stats(req, origin).await,
             request::GET_CONSUME_STATS => self.on_consume_stats(req, origin).await,
-            request::UPDATE_AND_CREATE_TOPIC => Some(self.on_create_topic(&req)),
-            request::DELETE_TOPIC_IN_BROKER => Some(self.on_delete_topic(&req)),
+            request::UPDATE_AND_CREATE_TOPIC | request::DELETE_TOPIC_IN_BROKER => {
+                let before = self.topics_changed.generation();
+                let reply = if req.code == request::UPDATE_AND_CREATE_TOPIC {
+                    self.on_create_topic(&req)
+                } else {
+                    self.on_delete_topic(&req)
+                };
+                if self.topics_changed.generation() != before {
+                    self.await_topics_registered().await;
+                }
+                Some(reply)
+            }
             request::GET_ALL_TOPIC_CONFIG => Some(self.on_get_all_topic_config(&req)),
             request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => Some(self.on_create_group(&req)),
             request::GET_BROKER_RUNTIME_INFO => self.on_runtime_info(req, origin).await,

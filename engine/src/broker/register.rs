@@ -1,7 +1,17 @@
 //! Registration with the nameservers (RocketMQ `BrokerOuterAPI.registerBrokerAll` /
 //! `unregisterBrokerAll`): REGISTER_BROKER (103) with a `RegisterBrokerBody` carrying the topic
 //! configs, UNREGISTER_BROKER (104) at shutdown. Runs on the state core.
+//!
+//! ## Registered before answered
+//! RocketMQ registers a topic it creates inside the request that created it
+//! (`TopicConfigManager.createTopicInSendMessageMethod`, `createTopicInSendMessageBackMethod`,
+//! `AdminBrokerProcessor.updateAndCreateTopic`), so once a client has the answer the nameservers
+//! have the route, and clients rely on it: a consumer group's retry topic without a route at its
+//! first rebalance is not pulled until the next one, 20 s later. Tern registers from one loop on
+//! the state core (debounced by 20 ms), so a request that created or deleted a topic waits for
+//! [`Core::await_topics_registered`] before it answers.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use tern_net::body::{RegisterBrokerBody, TopicConfigSerializeWrapper};
@@ -13,6 +23,13 @@ use tern_net::transport::{ClientConfig, RemotingClient};
 use tern_net::RemotingCommand;
 
 use super::config::BrokerConfig;
+use super::core::Core;
+use super::routing::STATE_CORE;
+use super::transaction::internal::INTERNAL_AWAIT_REGISTERED;
+
+/// Longest wait of [`Core::await_topics_registered`]: a nameserver that is down must not hold
+/// the request up for long (the periodic registration catches up later).
+const REGISTER_WAIT: Duration = Duration::from_secs(1);
 
 /// RocketMQ's `registerBrokerTimeoutMills` default is 24 s; Tern's nameservers answer at once.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(6);
@@ -107,6 +124,30 @@ impl Registrar {
                 Ok(_) => tracing::info!(namesrv = %addr, "unregistered"),
                 Err(e) => tracing::warn!(namesrv = %addr, "unregistration failed: {e}"),
             }
+        }
+    }
+}
+
+impl Core {
+    /// Completes once the nameservers were sent this broker's topic table as it is now (every
+    /// change this core made before the call included), or after [`REGISTER_WAIT`] with a
+    /// warning. On another core it asks the state core, whose mesh channel from here delivers the
+    /// topic change before the question.
+    pub(crate) async fn await_topics_registered(self: &Rc<Self>) {
+        if self.index != STATE_CORE {
+            let ask = RemotingCommand::request(INTERNAL_AWAIT_REGISTERED);
+            if self.call(STATE_CORE, ask).await.is_none() {
+                tracing::warn!(
+                    core = self.index,
+                    "the state core did not confirm registration"
+                );
+            }
+            return;
+        }
+        let now = self.topics_changed.generation();
+        let known = self.topics_registered.reached(now);
+        if tern_runtime::timeout(REGISTER_WAIT, known).await.is_none() {
+            tracing::warn!("topics not registered with the nameservers within {REGISTER_WAIT:?}");
         }
     }
 }

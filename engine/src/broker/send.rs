@@ -114,12 +114,18 @@ impl Core {
             matches!(origin, Origin::Forwarded) && req.ext(scheduled::INTERNAL_PUT).is_some();
         let mut diverted = false;
         if !internal {
+            let topics_before = self.topics_changed.generation();
             if let Err(rsp) = self.check_send(&req, &mut header) {
                 return Some(*rsp);
             }
             let from_client = matches!(origin, Origin::Local(_));
             if let Err(rsp) = self.retry_or_dead_letter(&req, &mut header, from_client) {
                 return Some(*rsp);
+            }
+            if self.topics_changed.generation() != topics_before {
+                // The send auto-created its topic (or a DLQ): registered before answered, as
+                // RocketMQ's createTopicInSendMessageMethod does (see `register.rs`).
+                self.await_topics_registered().await;
             }
             if req.code != request::SEND_BATCH_MESSAGE {
                 match self.divert_scheduled(&req, &mut header) {

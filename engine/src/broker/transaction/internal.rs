@@ -1,5 +1,5 @@
-//! Requests cores send each other for the transaction service and queue locks; never accepted
-//! from a client connection (answered REQUEST_CODE_NOT_SUPPORTED there).
+//! Requests cores send each other for the transaction service, queue locks and registration;
+//! never accepted from a client connection (answered REQUEST_CODE_NOT_SUPPORTED there).
 //!
 //! | code | sent to | carries | does |
 //! |---|---|---|---|
@@ -7,6 +7,7 @@
 //! | [`INTERNAL_READ`] | the queue's owner | `topic`, `queueId`, `offset`, `max` | answers the records from `offset` back to back, and `next` |
 //! | [`INTERNAL_CHECK_PRODUCER`] | the state core | a CHECK_TRANSACTION_STATE command plus [`PRODUCER_GROUP_EXT`] | picks a live connection of the group and forwards as [`INTERNAL_DELIVER`] |
 //! | [`INTERNAL_DELIVER`] | the core holding the connection | the command plus [`CONN_EXT`] | sends it one-way as CHECK_TRANSACTION_STATE |
+//! | [`INTERNAL_AWAIT_REGISTERED`] | the state core | nothing | answers once the nameservers were sent its topic table (at most 1 s) |
 //!
 //! The codes lie far outside RocketMQ's request codes.
 
@@ -30,6 +31,9 @@ pub(crate) const INTERNAL_READ: i32 = 0x7e00_0002;
 pub(crate) const INTERNAL_CHECK_PRODUCER: i32 = 0x7e00_0003;
 /// Send a check request on one of this core's connections.
 pub(crate) const INTERNAL_DELIVER: i32 = 0x7e00_0004;
+/// Wait until the state core's topic table reached the nameservers (see
+/// [`Core::await_topics_registered`]).
+pub(crate) const INTERNAL_AWAIT_REGISTERED: i32 = 0x7e00_0005;
 
 /// Extension field naming the producer group of an [`INTERNAL_CHECK_PRODUCER`].
 pub(crate) const PRODUCER_GROUP_EXT: &str = "ternProducerGroup";
@@ -41,7 +45,7 @@ const READ_MAX_BYTES: i32 = 4 << 20;
 
 /// True for the codes of this module.
 pub(crate) fn is_internal(code: i32) -> bool {
-    (INTERNAL_PUT..=INTERNAL_DELIVER).contains(&code)
+    (INTERNAL_PUT..=INTERNAL_AWAIT_REGISTERED).contains(&code)
 }
 
 /// Where a record was stored.
@@ -99,6 +103,10 @@ impl Core {
             INTERNAL_PUT => self.internal_put(&req).await,
             INTERNAL_READ => self.internal_read(&req).await,
             INTERNAL_CHECK_PRODUCER => return self.internal_check_producer(req).await,
+            INTERNAL_AWAIT_REGISTERED => {
+                self.await_topics_registered().await;
+                Reply::new(success(&req))
+            }
             _ => self.internal_deliver(req),
         })
     }
