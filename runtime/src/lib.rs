@@ -12,12 +12,14 @@
 
 pub mod mesh;
 mod wait_list;
+mod wake_watchdog;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use glommio::Task;
 pub use wait_list::{WaitList, WaitUntil};
+pub use wake_watchdog::{nudges, WakeWatchdog};
 
 /// Bytes of registered I/O memory requested per executor (glommio's minimum is 512 KiB).
 pub const IO_MEMORY_PER_EXECUTOR: usize = 512 * 1024;
@@ -60,7 +62,10 @@ pub fn block_on<T>(name: &str, fut: impl Future<Output = T>) -> Result<T, Runtim
             name: name.to_string(),
             reason: e.to_string(),
         })?;
-    Ok(ex.run(fut))
+    Ok(ex.run(async move {
+        let _watch = WakeWatchdog::watch_current();
+        fut.await
+    }))
 }
 
 /// Starts an executor on its own thread, optionally pinned to `core`, running the future that
@@ -76,7 +81,10 @@ where
     Fut: Future<Output = T> + 'static,
 {
     let handle = builder(name, core)
-        .spawn(make)
+        .spawn(move || async move {
+            let _watch = WakeWatchdog::watch_current();
+            make().await
+        })
         .map_err(|e| RuntimeError::Start {
             name: name.to_string(),
             reason: e.to_string(),

@@ -294,6 +294,13 @@ pub(crate) async fn render(core: &Rc<Core>, metrics: &BrokerMetrics) -> String {
     }
     counter(
         &mut e,
+        "tern_executor_wakeup_signals_total",
+        "Signals sent to executors whose timers had stalled (asleep past a wakeup, or busy) \
+         (tern_runtime::WakeWatchdog).",
+        vec![(Vec::new(), tern_runtime::nudges())],
+    );
+    counter(
+        &mut e,
         "tern_consumed_bytes_total",
         "Pull body bytes, sent with sendfile (zero_copy) or copied.",
         consumed,
