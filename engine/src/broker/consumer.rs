@@ -228,7 +228,7 @@ impl Core {
             version: req.version,
         };
         let mut known = Vec::with_capacity(data.consumer_data_set.len());
-        let mut created = false;
+        let topics_before = self.topics_changed.generation();
         for consumer in &data.consumer_data_set {
             let Some(group) = self.group_or_create(&consumer.group_name) else {
                 continue;
@@ -241,13 +241,11 @@ impl Core {
                     group.retry_queue_nums,
                     perm::READ | perm::WRITE,
                 ));
-                created = true;
             }
             known.push(consumer);
         }
-        if created {
-            self.await_topics_registered().await;
-        }
+        // A new retry topic has its route before the group hears of the member (see `register.rs`).
+        self.await_registered_since(topics_before).await;
         let now = Instant::now();
         for consumer in known {
             let change =

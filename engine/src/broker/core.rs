@@ -427,9 +427,7 @@ impl Core {
                 } else {
                     self.on_delete_topic(&req)
                 };
-                if self.topics_changed.generation() != before {
-                    self.await_topics_registered().await;
-                }
+                self.await_registered_since(before).await;
                 Some(reply)
             }
             request::GET_ALL_TOPIC_CONFIG => Some(self.on_get_all_topic_config(&req)),

@@ -9,7 +9,7 @@
 //! have the route, and clients rely on it: a consumer group's retry topic without a route at its
 //! first rebalance is not pulled until the next one, 20 s later. Tern registers from one loop on
 //! the state core (debounced by 20 ms), so a request that created or deleted a topic waits for
-//! [`Core::await_topics_registered`] before it answers.
+//! [`Core::await_registered_since`] before it answers.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -129,6 +129,16 @@ impl Registrar {
 }
 
 impl Core {
+    /// Waits for [`await_topics_registered`](Core::await_topics_registered) when this core's topic
+    /// table changed since generation `before` (`topics_changed`); returns at once otherwise. The
+    /// callers take `before` and make their changes without an `await` in between, so only their
+    /// own changes count.
+    pub(crate) async fn await_registered_since(self: &Rc<Self>, before: u64) {
+        if self.topics_changed.generation() != before {
+            self.await_topics_registered().await;
+        }
+    }
+
     /// Completes once the nameservers were sent this broker's topic table as it is now (every
     /// change this core made before the call included), or after [`REGISTER_WAIT`] with a
     /// warning. On another core it asks the state core, whose mesh channel from here delivers the

@@ -122,11 +122,8 @@ impl Core {
             if let Err(rsp) = self.retry_or_dead_letter(&req, &mut header, from_client) {
                 return Some(*rsp);
             }
-            if self.topics_changed.generation() != topics_before {
-                // The send auto-created its topic (or a DLQ): registered before answered, as
-                // RocketMQ's createTopicInSendMessageMethod does (see `register.rs`).
-                self.await_topics_registered().await;
-            }
+            // An auto-created topic (or DLQ) is registered before the answer (see `register.rs`).
+            self.await_registered_since(topics_before).await;
             if req.code != request::SEND_BATCH_MESSAGE {
                 match self.divert_scheduled(&req, &mut header) {
                     Ok(d) => diverted = d,
