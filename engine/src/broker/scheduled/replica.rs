@@ -9,6 +9,10 @@
 //! checkpoint; only a Tern slave asks), and a slave restarted as master rebuilds its timing wheel
 //! from there instead of re-delivering every timer of its queue from offset 0.
 
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
 use super::progress::{self, DelayOffsetFile};
 use super::timer::{self, TimerProgressFile};
 use crate::broker::core::Core;
@@ -28,36 +32,54 @@ impl Core {
     }
 
     /// Slave side: stores the master's GET_TIMER_CHECK_POINT answer `body` as this broker's
-    /// `timerProgress.json` (an unchanged table is not rewritten; a body that is not the table is
-    /// an error and leaves the file alone).
+    /// `timerProgress.json` (see [`adopt_table`]).
     pub(crate) async fn adopt_timer_progress(&self, body: &[u8]) -> Result<(), String> {
-        let table: TimerProgressFile =
-            serde_json::from_slice(body).map_err(|e| format!("timer progress: {e}"))?;
         let dir = self.config.config_dir();
-        tern_runtime::spawn_blocking(move || {
-            if timer::read_file(&dir).ok().as_ref() == Some(&table) {
-                return Ok(());
-            }
-            timer::replace_file(&dir, &table)
-        })
+        adopt_table(
+            dir,
+            body,
+            "timer progress",
+            timer::read_file,
+            timer::replace_file,
+        )
         .await
-        .map_err(|e| e.to_string())
     }
 
     /// Slave side: stores the master's GET_ALL_DELAY_OFFSET answer `body` as this broker's
-    /// `delayOffset.json` (unchanged tables are not rewritten). A body that is not the table is an
-    /// error and leaves the file alone.
+    /// `delayOffset.json` (see [`adopt_table`]).
     pub(crate) async fn adopt_delay_offsets(&self, body: &[u8]) -> Result<(), String> {
-        let table: DelayOffsetFile =
-            serde_json::from_slice(body).map_err(|e| format!("delay offsets: {e}"))?;
         let dir = self.config.config_dir();
-        tern_runtime::spawn_blocking(move || {
-            if progress::read_file(&dir).ok().as_ref() == Some(&table) {
-                return Ok(());
-            }
-            progress::replace_file(&dir, &table)
-        })
+        adopt_table(
+            dir,
+            body,
+            "delay offsets",
+            progress::read_file,
+            progress::replace_file,
+        )
         .await
-        .map_err(|e| e.to_string())
     }
+}
+
+/// Parses `body` as a table and writes it with `replace` (off the executor) unless `read` finds
+/// the same table there already. A body that is not the table is an error (named by `what`) and
+/// leaves the file alone.
+async fn adopt_table<T>(
+    dir: PathBuf,
+    body: &[u8],
+    what: &str,
+    read: fn(&Path) -> Result<T, PersistError>,
+    replace: fn(&Path, &T) -> Result<(), PersistError>,
+) -> Result<(), String>
+where
+    T: DeserializeOwned + PartialEq + Send + 'static,
+{
+    let table: T = serde_json::from_slice(body).map_err(|e| format!("{what}: {e}"))?;
+    tern_runtime::spawn_blocking(move || {
+        if read(&dir).ok().as_ref() == Some(&table) {
+            return Ok(());
+        }
+        replace(&dir, &table)
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
