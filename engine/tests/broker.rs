@@ -226,6 +226,22 @@ async fn invoke_until(
     }
 }
 
+/// UPDATE_AND_CREATE_TOPIC of `topic` (2 queues, read-write) at `addr`; asserts SUCCESS.
+async fn create_topic(c: &RemotingClient, addr: &str, topic: &str) {
+    let create = tern_net::header::CreateTopicRequestHeader {
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        read_queue_nums: 2,
+        write_queue_nums: 2,
+        perm: 6,
+        topic_filter_type: "SINGLE_TAG".into(),
+        ..Default::default()
+    };
+    let cmd = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&create);
+    let rsp = c.invoke(addr, cmd, TIMEOUT).await.expect("create topic");
+    assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+}
+
 /// The code of the nameserver's answer to GET_ROUTEINFO_BY_TOPIC for `topic`, asked once.
 async fn route_code(c: &RemotingClient, namesrv: &str, topic: &str) -> i32 {
     let ask = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC)
@@ -703,25 +719,7 @@ fn binary_registers_serves_and_restarts_with_its_data() {
         assert_eq!(route_code(&c, &ns2, "Durable").await, response::SUCCESS);
         for i in 0..6 {
             let topic = format!("Created{i}");
-            let create = tern_net::header::CreateTopicRequestHeader {
-                topic: topic.clone(),
-                default_topic: "TBW102".into(),
-                read_queue_nums: 2,
-                write_queue_nums: 2,
-                perm: 6,
-                topic_filter_type: "SINGLE_TAG".into(),
-                ..Default::default()
-            };
-            let admin = client();
-            let rsp = admin
-                .invoke(
-                    &addr2,
-                    RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&create),
-                    TIMEOUT,
-                )
-                .await
-                .unwrap();
-            assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+            create_topic(&client(), &addr2, &topic).await;
             assert_eq!(route_code(&c, &ns2, &topic).await, response::SUCCESS, "{topic}");
         }
         for q in 1..4 {
@@ -874,24 +872,7 @@ fn batches_admin_requests_and_membership_notifications() {
     tern_runtime::block_on("client3", async move {
         let c = client();
         // UPDATE_AND_CREATE_TOPIC, then GET_ALL_TOPIC_CONFIG shows it (on whichever core answers).
-        let create = tern_net::header::CreateTopicRequestHeader {
-            topic: "Admin".into(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: 2,
-            write_queue_nums: 2,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            ..Default::default()
-        };
-        let rsp = c
-            .invoke(
-                &addr,
-                RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC).with_header(&create),
-                TIMEOUT,
-            )
-            .await
-            .unwrap();
-        assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
+        create_topic(&c, &addr, "Admin").await;
         let rsp = c
             .invoke(
                 &addr,

@@ -74,8 +74,33 @@ fn send_header(queue_id: i32) -> SendMessageRequestHeader {
 }
 
 async fn send(c: &RemotingClient, addr: &str, queue_id: i32, body: &[u8]) -> RemotingCommand {
+    send_headed(c, addr, &send_header(queue_id), body).await
+}
+
+/// A send of `body` to `queue_id` whose message properties are `properties` (RocketMQ's
+/// `\u{1}`/`\u{2}` encoding) instead of [`send_header`]'s.
+async fn send_with_properties(
+    c: &RemotingClient,
+    addr: &str,
+    queue_id: i32,
+    properties: &str,
+    body: &[u8],
+) -> RemotingCommand {
+    let h = SendMessageRequestHeader {
+        properties: Some(properties.into()),
+        ..send_header(queue_id)
+    };
+    send_headed(c, addr, &h, body).await
+}
+
+async fn send_headed(
+    c: &RemotingClient,
+    addr: &str,
+    header: &SendMessageRequestHeader,
+    body: &[u8],
+) -> RemotingCommand {
     let cmd = RemotingCommand::request(request::SEND_MESSAGE)
-        .with_header(&send_header(queue_id))
+        .with_header(header)
         .with_body(body.to_vec());
     c.invoke(addr, cmd, TIMEOUT).await.expect("send")
 }
@@ -409,12 +434,8 @@ fn the_slave_copies_the_delay_offsets_and_delivers_nothing_itself() {
     let (m_path, s_path) = (m_dir.path().to_path_buf(), s_dir.path().to_path_buf());
     tern_runtime::block_on("delay-offsets", async move {
         let c = client();
-        let mut h = send_header(1);
-        h.properties = Some("TAGS\u{1}T\u{2}DELAY\u{1}1\u{2}".into());
-        let cmd = RemotingCommand::request(request::SEND_MESSAGE)
-            .with_header(&h)
-            .with_body(b"later".to_vec());
-        let rsp = c.invoke(&m_addr, cmd, TIMEOUT).await.expect("send");
+        let props = "TAGS\u{1}T\u{2}DELAY\u{1}1\u{2}";
+        let rsp = send_with_properties(&c, &m_addr, 1, props, b"later").await;
         assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
         wait_for("the master's delivery", async || {
             delay_offset(&m_path, "1") == 1
@@ -434,12 +455,8 @@ fn the_slave_copies_the_delay_offsets_and_delivers_nothing_itself() {
 
         // A timed message: the master delivers it and records its timer progress; the slave's
         // file becomes the same.
-        let mut h = send_header(2);
-        h.properties = Some("TAGS\u{1}T\u{2}TIMER_DELAY_MS\u{1}300\u{2}".into());
-        let cmd = RemotingCommand::request(request::SEND_MESSAGE)
-            .with_header(&h)
-            .with_body(b"timed".to_vec());
-        let rsp = c.invoke(&m_addr, cmd, TIMEOUT).await.expect("timed send");
+        let props = "TAGS\u{1}T\u{2}TIMER_DELAY_MS\u{1}300\u{2}";
+        let rsp = send_with_properties(&c, &m_addr, 2, props, b"timed").await;
         assert_eq!(rsp.code, response::SUCCESS, "{:?}", rsp.remark);
         wait_for("the master's timer delivery", async || {
             records(&c, &m_addr, 2).await.is_ok_and(|r| !r.is_empty())
