@@ -27,7 +27,7 @@
 //! [`nudges`] counts the signals sent, for metrics and tests.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How often a watched executor's beat task records that it ran.
@@ -45,13 +45,10 @@ struct Watched {
     beat: Arc<AtomicI64>,
 }
 
-/// The executors being watched, and the watchdog thread (started with the first one).
-#[derive(Default)]
-struct Registry {
-    watched: Mutex<Vec<Watched>>,
-}
-
-static REGISTRY: OnceLock<Registry> = OnceLock::new();
+/// The executors being watched.
+static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
+/// Installs the handler and starts the watchdog thread with the first watched executor.
+static START: Once = Once::new();
 static NUDGES: AtomicU64 = AtomicU64::new(0);
 
 /// Signals sent to deaf or busy executors since the process started.
@@ -71,8 +68,8 @@ fn now_ms() -> i64 {
 extern "C" fn on_nudge(_: libc::c_int) {}
 
 /// Installs the empty `SIGURG` handler and starts the watchdog thread, once per process.
-fn registry() -> &'static Registry {
-    REGISTRY.get_or_init(|| {
+fn start() {
+    START.call_once(|| {
         // SAFETY: installs an async-signal-safe (empty) handler for a signal that is otherwise
         // ignored; `sa` is fully initialised before use.
         unsafe {
@@ -89,21 +86,20 @@ fn registry() -> &'static Registry {
             // Without the watchdog executors still run; they only lose this safety net.
             eprintln!("tern-runtime: cannot start the wake watchdog: {e}");
         }
-        Registry::default()
-    })
+    });
+}
+
+fn watched() -> std::sync::MutexGuard<'static, Vec<Watched>> {
+    WATCHED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The watchdog thread: every [`BEAT`], signals each watched executor whose beat is stale.
 fn watch() {
     loop {
         std::thread::sleep(BEAT);
-        let Some(registry) = REGISTRY.get() else {
-            continue;
-        };
         let now = now_ms();
         let pid = std::process::id() as libc::pid_t;
-        let watched = registry.watched.lock().unwrap_or_else(|p| p.into_inner());
-        for w in watched.iter() {
+        for w in watched().iter() {
             if now - w.beat.load(Ordering::Relaxed) > STALE.as_millis() as i64 {
                 // SAFETY: tgkill with this process's id only reaches a thread of this process;
                 // the entry is removed (under this lock) before its thread exits.
@@ -125,7 +121,7 @@ impl WakeWatchdog {
     /// Starts watching the executor running on the current thread: spawns its beat task there
     /// and registers the thread with the watchdog. Call on the executor, once per executor.
     pub fn watch_current() -> WakeWatchdog {
-        let registry = registry();
+        start();
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t;
         let beat = Arc::new(AtomicI64::new(now_ms()));
@@ -137,24 +133,14 @@ impl WakeWatchdog {
             }
         })
         .detach();
-        registry
-            .watched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Watched { tid, beat });
+        watched().push(Watched { tid, beat });
         WakeWatchdog { tid }
     }
 }
 
 impl Drop for WakeWatchdog {
     fn drop(&mut self) {
-        if let Some(registry) = REGISTRY.get() {
-            registry
-                .watched
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|w| w.tid != self.tid);
-        }
+        watched().retain(|w| w.tid != self.tid);
     }
 }
 
